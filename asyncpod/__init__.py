@@ -1,0 +1,80 @@
+"""asyncpod: a fast async client for the Kubernetes API, on asyncio and trio."""
+
+from asyncpod._auth import Auth, NoAuth, StaticToken
+from asyncpod._chain import load_config
+from asyncpod._client import Client
+from asyncpod._config import Config
+from asyncpod._errors import (
+    APIError,
+    AsyncpodError,
+    BadRequestError,
+    ConfigError,
+    ConflictError,
+    ForbiddenError,
+    GoneError,
+    InvalidError,
+    NotFoundError,
+    ProtocolError,
+    RequestTimeoutError,
+    ServerError,
+    TooManyRequestsError,
+    TransportError,
+    UnauthorizedError,
+    UnknownResourceError,
+)
+from asyncpod._headers import Headers
+from asyncpod._models import ByteStream, Request, Response
+from asyncpod._transport import (
+    ENGINES,
+    Endpoint,
+    Engine,
+    HTTPSEndpoint,
+    ProxyEndpoint,
+    StaticTLS,
+    TLSContextSource,
+    Transport,
+    UnixEndpoint,
+    choose_engine,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "ENGINES",
+    "APIError",
+    "AsyncpodError",
+    "Auth",
+    "BadRequestError",
+    "ByteStream",
+    "Client",
+    "Config",
+    "ConfigError",
+    "ConflictError",
+    "Endpoint",
+    "Engine",
+    "ForbiddenError",
+    "GoneError",
+    "HTTPSEndpoint",
+    "Headers",
+    "InvalidError",
+    "NoAuth",
+    "NotFoundError",
+    "ProtocolError",
+    "ProxyEndpoint",
+    "Request",
+    "RequestTimeoutError",
+    "Response",
+    "ServerError",
+    "StaticTLS",
+    "StaticToken",
+    "TLSContextSource",
+    "TooManyRequestsError",
+    "Transport",
+    "TransportError",
+    "UnauthorizedError",
+    "UnixEndpoint",
+    "UnknownResourceError",
+    "__version__",
+    "choose_engine",
+    "load_config",
+]

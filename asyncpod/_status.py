@@ -1,0 +1,54 @@
+"""Turning an error response into the matching ``APIError``."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from asyncpod import _json
+from asyncpod._errors import APIError, error_class_for
+
+# Retry-After values beyond this are treated as this: a server asking a client
+# to wait for an hour is better answered by the caller's own deadline.
+MAX_RETRY_AFTER = 60.0
+
+
+def parse_retry_after(value: str | None) -> float | None:
+    """Seconds from a ``Retry-After`` header (delta-seconds form, RFC 9110 10.2.3)."""
+    if value is None:
+        return None
+    try:
+        seconds = float(value.strip())
+    except ValueError:
+        return None
+    if seconds != seconds or seconds < 0:  # NaN or negative
+        return None
+    return min(seconds, MAX_RETRY_AFTER)
+
+
+def api_error(
+    status: int, headers: Mapping[str, str], content: bytes, reason: str = ""
+) -> APIError:
+    """The ``APIError`` subclass for an error answer, carrying the server's Status."""
+    body: dict[str, Any] = {}
+    try:
+        decoded = _json.loads(content) if content else None
+    except ValueError:
+        decoded = None
+    if isinstance(decoded, dict):
+        body = decoded
+    if body.get("kind") == "Status":
+        status_reason = str(body.get("reason") or reason or "Unknown")
+        message = str(body.get("message") or status_reason)
+    else:
+        status_reason = reason or "Unknown"
+        text = content[:512].decode("utf-8", errors="replace").strip()
+        message = text or status_reason
+    cls = error_class_for(status)
+    return cls(
+        status,
+        status_reason,
+        message,
+        body,
+        retry_after=parse_retry_after(headers.get("retry-after")),
+    )

@@ -1,0 +1,42 @@
+"""Building the request target (path and query) from a path and parameters."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from urllib.parse import quote, urlencode
+
+ParamValue = str | int | float | bool | None | Sequence[str]
+Params = Mapping[str, ParamValue]
+
+
+def _param_text(value: str | int | float | bool) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def build_target(path: str, params: Params | None = None) -> str:
+    """``path`` plus an encoded query; ``None`` values are left out.
+
+    Raises:
+        ValueError: ``path`` is not an absolute path.
+    """
+    if not path.startswith("/") or path.startswith("//"):
+        msg = f"path {path!r} must be an absolute path on the API server, such as '/api'"
+        raise ValueError(msg)
+    # Keep what is already percent-encoded; encode spaces and other unsafe bytes.
+    target = quote(path, safe="/:@!$&'()*+,;=-._~%?")
+    if not params:
+        return target
+    pairs: list[tuple[str, str]] = []
+    for name, value in params.items():
+        if value is None:
+            continue
+        if isinstance(value, (list, tuple)):
+            pairs.extend((name, _param_text(item)) for item in value)
+        else:
+            pairs.append((name, _param_text(value)))  # type: ignore[arg-type]
+    if not pairs:
+        return target
+    separator = "&" if "?" in target else "?"
+    return f"{target}{separator}{urlencode(pairs)}"

@@ -1,0 +1,23 @@
+"""Choosing the transport class for an endpoint and an engine."""
+
+from __future__ import annotations
+
+from asyncpod import ConfigError, Endpoint, Engine, Transport
+
+
+def create_transport(
+    endpoint: Endpoint,
+    *,
+    engine: Engine,
+    max_connections: int = 100,
+    connect_timeout: float | None = 10.0,
+) -> Transport:
+    """A transport for ``endpoint`` running on ``engine``."""
+    if engine == "aiohttp":
+        from asyncpod_transports._aiohttp import AiohttpTransport
+
+        return AiohttpTransport(
+            endpoint, max_connections=max_connections, connect_timeout=connect_timeout
+        )
+    msg = f"engine {engine!r} is not available"
+    raise ConfigError(msg)
