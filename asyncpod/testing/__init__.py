@@ -1,0 +1,1 @@
+"""Testing helpers: an embedded Kubernetes API server and a pytest plugin."""
