@@ -1,0 +1,7 @@
+"""``python -m asyncpod``."""
+
+import sys
+
+from asyncpod._cli import main
+
+sys.exit(main())

@@ -1,0 +1,65 @@
+"""The ``asyncpod`` command line: one module per command in ``asyncpod._commands``."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+from asyncpod._errors import AsyncpodError, ConfigError
+
+# Each name is a module in asyncpod._commands that defines
+# ``add_arguments(parser)`` and ``run(args) -> int``.
+COMMANDS = {
+    "demo": "run the embedded sandbox and walk the three transports, a watch and a rotation",
+    "get": "GET a raw API path, or objects of a resource as kubectl shows them",
+    "watch": "print one line per event of a resource until interrupted",
+    "apply": "server-side apply of a YAML or JSON file",
+    "config": "which config link applies, and why the others did not",
+    "bench": "concurrent GETs: requests per second and latency percentiles",
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="asyncpod", description="Talk to the Kubernetes API from inside a Pod."
+    )
+    subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name, help_text in COMMANDS.items():
+        try:
+            module = importlib.import_module(f"asyncpod._commands.{name}")
+        except ModuleNotFoundError as exc:
+            if exc.name != f"asyncpod._commands.{name}":
+                raise
+            continue
+        sub = subparsers.add_parser(name, help=help_text, description=help_text)
+        module.add_arguments(sub)
+        sub.set_defaults(_run=module.run)
+    return parser
+
+
+def _print_error(exc: BaseException) -> None:
+    lines = str(exc).splitlines() or [type(exc).__name__]
+    print(f"asyncpod: error: {lines[0]}", file=sys.stderr)
+    for line in lines[1:]:
+        print(line, file=sys.stderr)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run one command; errors print one line (plus a ConfigError's reasons) and exit 1."""
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args._run(args))
+    except KeyboardInterrupt:
+        return 130
+    except ConfigError as exc:
+        _print_error(exc)
+        return 1
+    except AsyncpodError as exc:
+        _print_error(exc)
+        return 1
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

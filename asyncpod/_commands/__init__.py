@@ -1,0 +1,1 @@
+"""The commands of the ``asyncpod`` command line, one module each."""
