@@ -1,9 +1,10 @@
 """asyncpod: a fast async client for the Kubernetes API, on asyncio and trio."""
 
 from asyncpod._auth import Auth, NoAuth, StaticToken
+from asyncpod._ca import CAWatcher
 from asyncpod._chain import load_config
 from asyncpod._client import Client
-from asyncpod._config import Config
+from asyncpod._config import Config, ExecProvider
 from asyncpod._errors import (
     APIError,
     AsyncpodError,
@@ -22,8 +23,10 @@ from asyncpod._errors import (
     UnauthorizedError,
     UnknownResourceError,
 )
+from asyncpod._exec import ExecAuth
 from asyncpod._headers import Headers
 from asyncpod._models import ByteStream, Request, Response
+from asyncpod._token import TokenFile
 from asyncpod._transport import (
     ENGINES,
     Endpoint,
@@ -46,12 +49,15 @@ __all__ = [
     "Auth",
     "BadRequestError",
     "ByteStream",
+    "CAWatcher",
     "Client",
     "Config",
     "ConfigError",
     "ConflictError",
     "Endpoint",
     "Engine",
+    "ExecAuth",
+    "ExecProvider",
     "ForbiddenError",
     "GoneError",
     "HTTPSEndpoint",
@@ -68,6 +74,7 @@ __all__ = [
     "StaticTLS",
     "StaticToken",
     "TLSContextSource",
+    "TokenFile",
     "TooManyRequestsError",
     "Transport",
     "TransportError",
