@@ -157,13 +157,25 @@ class TokenFile:
         async with self._lock:
             if sent == self._header:
                 now = self._clock()
-                checked = self._checked_after_401
-                # Another 401 for a token that a 401 just made us re-read and
-                # find unchanged: reading again would not help.
-                if checked is None or checked[0] != sent or now - checked[1] >= self.check_interval:
+                if not self._reread_recently(sent, now):
                     self._read(now)
-                    self._checked_after_401 = (self._header, now)
+                    if self._header == sent:
+                        self._checked_after_401 = (sent, now)
             return self._header != sent
+
+    def _reread_recently(self, sent: str, now: float) -> bool:
+        """True when a 401 for ``sent`` just made us read an unchanged file.
+
+        Reading again would not help: the token in the file is the one the
+        server rejects. A file whose identity changed since is read anyway.
+        """
+        checked = self._checked_after_401
+        if checked is None or checked[0] != sent or now - checked[1] >= self.check_interval:
+            return False
+        try:
+            return _identity(os.stat(self.path)) == self._identity
+        except OSError:
+            return True
 
     def _check(self, now: float) -> None:
         self._next_check = now + self.check_interval

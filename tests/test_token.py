@@ -216,3 +216,26 @@ def test_repr_hides_the_token(sa: Path) -> None:
     auth = TokenFile(sa / "token")
     assert "sekret" not in repr(auth)
     assert "sekret" not in str(auth)
+
+
+async def test_successive_rotations_each_reread_on_401(sa: Path, clock: Clock, wall: Clock) -> None:
+    """A 401 re-reads again when the file changed since the previous 401-driven read."""
+    auth = make(sa, clock, wall)
+    rotate(sa, {"token": b"two"})
+    assert await auth.unauthorized("Bearer sekret-one")
+    clock.now += 0.3
+    rotate(sa, {"token": b"three"})
+    assert await auth.unauthorized("Bearer two")
+    assert await auth.authorization() == "Bearer three"
+
+
+async def test_401_after_an_unchanged_read_sees_a_later_rotation(
+    sa: Path, clock: Clock, wall: Clock
+) -> None:
+    """A 401 that found the file unchanged does not hide a rotation right after it."""
+    auth = make(sa, clock, wall)
+    assert not await auth.unauthorized("Bearer sekret-one")
+    clock.now += 0.2
+    rotate(sa, {"token": b"two"})
+    assert await auth.unauthorized("Bearer sekret-one")
+    assert await auth.authorization() == "Bearer two"
