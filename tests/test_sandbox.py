@@ -6,6 +6,7 @@ import os
 import time
 from pathlib import Path
 
+import anyio
 import httpx
 import pytest
 
@@ -81,8 +82,9 @@ async def test_create_get_update_delete(sandbox: Sandbox) -> None:
     async with proxy_client(sandbox) as client:
         created = (await client.post(CM, json=configmap("a"))).json()
         meta = created["metadata"]
-        assert meta["uid"] and meta["creationTimestamp"].endswith("Z")
-        assert created["kind"] == "ConfigMap" and created["apiVersion"] == "v1"
+        assert meta["uid"]
+        assert meta["creationTimestamp"].endswith("Z")
+        assert (created["kind"], created["apiVersion"]) == ("ConfigMap", "v1")
         created["data"] = {"k": "v2"}
         updated = (await client.put(f"{CM}/a", json=created)).json()
         assert int(updated["metadata"]["resourceVersion"]) > int(meta["resourceVersion"])
@@ -130,9 +132,7 @@ async def test_invalid_name_is_422_with_causes(sandbox: Sandbox) -> None:
 async def test_namespace_must_exist(sandbox: Sandbox) -> None:
     """Creating in a missing namespace is 404 namespaces "x" not found."""
     async with proxy_client(sandbox) as client:
-        response = await client.post(
-            "/api/v1/namespaces/nowhere/configmaps", json=configmap("a")
-        )
+        response = await client.post("/api/v1/namespaces/nowhere/configmaps", json=configmap("a"))
     assert response.status_code == 404
     assert response.json()["message"] == 'namespaces "nowhere" not found'
 
@@ -159,7 +159,8 @@ async def test_pod_environment_layout(sandbox: Sandbox) -> None:
     pod = sandbox.pod_environment(namespace="team", service_account="robot")
     root = pod.root
     data = os.readlink(root / "..data")
-    assert data.startswith("..") and not os.path.isabs(data)
+    assert data.startswith("..")
+    assert not os.path.isabs(data)
     assert os.readlink(root / "token") == "..data/token"
     assert os.readlink(root / "ca.crt") == "..data/ca.crt"
     assert (root / "namespace").read_text() == "team"
@@ -191,7 +192,7 @@ async def test_pod_token_authenticates_as_its_service_account(sandbox: Sandbox) 
 
 
 async def test_rotation_swaps_data_and_retires_old_token(sandbox: Sandbox) -> None:
-    """rotate_token writes a new folder, swaps ..data, deletes the old one, refuses the old token."""
+    """A rotation writes a new folder, swaps ..data, deletes the old one, refuses the old token."""
     pod = sandbox.pod_environment()
     old_token, old_dir = pod.token, os.readlink(pod.root / "..data")
     new_token = pod.rotate_token()
@@ -224,7 +225,7 @@ async def test_rotation_grace_keeps_old_token_a_while(sandbox: Sandbox) -> None:
     pod.rotate_token(grace=0.3)
     async with https_client(sandbox, old) as client:
         assert (await client.get("/api")).status_code == 200
-        time.sleep(0.35)
+        await anyio.sleep(0.35)
         assert (await client.get("/api")).status_code == 401
 
 

@@ -116,7 +116,11 @@ class Authenticator:
         return User(
             f"system:serviceaccount:{namespace}:{name}",
             uid,
-            ("system:serviceaccounts", f"system:serviceaccounts:{namespace}", "system:authenticated"),
+            (
+                "system:serviceaccounts",
+                f"system:serviceaccounts:{namespace}",
+                "system:authenticated",
+            ),
             extra,
         )
 
@@ -141,7 +145,9 @@ class Rule:
         self, user: User, verb: str, api_group: str, resource: str, namespace: str | None
     ) -> bool:
         def any_of(patterns: tuple[str, ...] | None, value: str) -> bool:
-            return patterns is None or any(p == "*" or fnmatch.fnmatchcase(value, p) for p in patterns)
+            return patterns is None or any(
+                p == "*" or fnmatch.fnmatchcase(value, p) for p in patterns
+            )
 
         if not any_of(self.verbs, verb) or not any_of(self.resources, resource):
             return False

@@ -60,7 +60,8 @@ def _flatten_value(path: Path, name: str, value: Any, out: dict[Path, Any]) -> N
             if not value:
                 out[here] = []
             for item in value:
-                out[(*here, "v:" + json.dumps(item, separators=(",", ":")))] = item
+                item_path = (*here, "v:" + json.dumps(item, separators=(",", ":")))
+                out[item_path] = item
             return
         key = merge_key(name, value)
         if key and value and all(isinstance(v, dict) and key in v for v in value):
@@ -140,13 +141,13 @@ def from_fields_v1(tree: Any, path: Path = ()) -> set[Path]:
     out: set[Path] = set()
     if not isinstance(tree, dict):
         return out
-    for token, child in tree.items():
-        if token == ".":
+    for part, child in tree.items():
+        if part == ".":
             out.add(path)
         elif isinstance(child, dict) and child:
-            out |= from_fields_v1(child, (*path, token))
+            out |= from_fields_v1(child, (*path, part))
         else:
-            out.add((*path, token))
+            out.add((*path, part))
     return out
 
 
@@ -219,9 +220,7 @@ def _same_owner(entry: dict[str, Any], manager: str, operation: str, sub: str | 
     )
 
 
-def _write_entries(
-    obj: dict[str, Any], entries: list[tuple[dict[str, Any], set[Path]]]
-) -> None:
+def _write_entries(obj: dict[str, Any], entries: list[tuple[dict[str, Any], set[Path]]]) -> None:
     managed = []
     for entry, paths in entries:
         if not paths:
@@ -239,7 +238,9 @@ def _write_entries(
         metadata.pop("managedFields", None)
 
 
-def _new_entry(manager: str, operation: str, api_version: str, now: str, sub: str | None) -> dict[str, Any]:
+def _new_entry(
+    manager: str, operation: str, api_version: str, now: str, sub: str | None
+) -> dict[str, Any]:
     entry: dict[str, Any] = {
         "manager": manager,
         "operation": operation,
@@ -388,7 +389,7 @@ def apply(
     body = {k: v for k, v in applied.items() if k not in ("apiVersion", "kind", "metadata")}
     applied_meta = applied.get("metadata") or {}
     base = copy.deepcopy(live) if live else {}
-    merged = strategic_merge_patch(base, _strip_nulls(body))
+    merged: dict[str, Any] = strategic_merge_patch(base, _strip_nulls(body))
     meta = merged.setdefault("metadata", {})
     for name in _METADATA_FIELDS:
         if name in applied_meta:

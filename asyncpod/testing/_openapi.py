@@ -29,7 +29,9 @@ def index(store: Store) -> dict[str, Any]:
     for group, version in store.by_version:
         path = _gv_path(group, version)
         digest = hashlib.sha256(repr(sorted(store.by_version[(group, version)])).encode())
-        paths[path] = {"serverRelativeURL": f"/openapi/v3/{path}?hash={digest.hexdigest()[:32].upper()}"}
+        paths[path] = {
+            "serverRelativeURL": f"/openapi/v3/{path}?hash={digest.hexdigest()[:32].upper()}"
+        }
     return {"paths": paths}
 
 
@@ -49,7 +51,11 @@ def document(store: Store, gv_path: str) -> dict[str, Any] | None:
     paths: dict[str, Any] = {}
     for rt in served.values():
         gvk = {"group": group, "version": version, "kind": rt.kind}
-        base = f"{prefix}/namespaces/{{namespace}}/{rt.plural}" if rt.namespaced else f"{prefix}/{rt.plural}"
+        base = (
+            f"{prefix}/namespaces/{{namespace}}/{rt.plural}"
+            if rt.namespaced
+            else f"{prefix}/{rt.plural}"
+        )
         extension = {"x-kubernetes-group-version-kind": gvk}
         paths[base] = {
             "get": {"operationId": f"list{rt.kind}", **extension, "x-kubernetes-action": "list"},
@@ -74,7 +80,11 @@ def document(store: Store, gv_path: str) -> dict[str, Any] | None:
                 "x-kubernetes-action": "patch",
                 "parameters": _PARAMETERS,
             },
-            "delete": {"operationId": f"delete{rt.kind}", **extension, "x-kubernetes-action": "delete"},
+            "delete": {
+                "operationId": f"delete{rt.kind}",
+                **extension,
+                "x-kubernetes-action": "delete",
+            },
         }
     return {
         "openapi": "3.0.0",

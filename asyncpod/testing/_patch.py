@@ -56,13 +56,13 @@ def _parent(doc: Any, tokens: list[str], path: str) -> Any:
     return node
 
 
-def _index(node: list[Any], token: str, path: str, *, insert: bool = False) -> int:
-    if token == "-" and insert:
+def _index(node: list[Any], part: str, path: str, *, insert: bool = False) -> int:
+    if part == "-" and insert:
         return len(node)
-    if not token.isdigit():
-        msg = f"invalid array index {token!r} in {path!r}"
+    if not part.isdigit():
+        msg = f"invalid array index {part!r} in {path!r}"
         raise PatchError(msg)
-    index = int(token)
+    index = int(part)
     if index > len(node) or (index == len(node) and not insert):
         msg = f"array index out of bounds in {path!r}"
         raise PatchError(msg)

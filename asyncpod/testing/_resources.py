@@ -88,9 +88,7 @@ _SUBRESOURCE_VERBS = {
 def builtin_types() -> list[ResourceType]:
     """The resources a fresh sandbox serves."""
     return [
-        ResourceType(
-            "", "v1", "configmaps", "configmap", "ConfigMap", True, short_names=("cm",)
-        ),
+        ResourceType("", "v1", "configmaps", "configmap", "ConfigMap", True, short_names=("cm",)),
         ResourceType("", "v1", "events", "event", "Event", True, short_names=("ev",)),
         ResourceType(
             "",

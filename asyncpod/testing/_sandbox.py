@@ -160,6 +160,8 @@ class Sandbox:
             self.port = _free_port()
             self.proxy_port = _free_port()
         self._stopping = False
+        if os.path.exists(self.unix_socket):
+            os.unlink(self.unix_socket)
         loop = asyncio.new_event_loop()
         ready: concurrent.futures.Future[None] = concurrent.futures.Future()
         self._loop = loop
@@ -180,7 +182,7 @@ class Sandbox:
         asyncio.set_event_loop(loop)
         try:
             loop.run_until_complete(self._serve())
-        except BaseException as exc:  # noqa: BLE001 - reported to the starting thread
+        except BaseException as exc:
             if not ready.done():
                 ready.set_exception(exc)
             loop.close()
@@ -197,14 +199,15 @@ class Sandbox:
         # HTTP/1.1 only: aiohttp does not speak h2 (the real server would).
         context.set_alpn_protocols(["http/1.1"])
         listeners: list[tuple[str, Callable[[web.BaseRunner], web.BaseSite]]] = [
-            ("https", lambda r: web.TCPSite(r, "127.0.0.1", self.port, ssl_context=context,
-                                            reuse_address=True)),
-            ("proxy", lambda r: web.TCPSite(r, "127.0.0.1", self.proxy_port,
-                                            reuse_address=True)),
+            (
+                "https",
+                lambda r: web.TCPSite(
+                    r, "127.0.0.1", self.port, ssl_context=context, reuse_address=True
+                ),
+            ),
+            ("proxy", lambda r: web.TCPSite(r, "127.0.0.1", self.proxy_port, reuse_address=True)),
             ("unix", lambda r: web.UnixSite(r, self.unix_socket)),
         ]
-        if os.path.exists(self.unix_socket):
-            os.unlink(self.unix_socket)
         for name, make_site in listeners:
             server = web.Server(Handler(self, name), handler_cancellation=True, access_log=None)
             runner = web.ServerRunner(server, shutdown_timeout=0.5)
@@ -248,14 +251,21 @@ class Sandbox:
             "clusters": [
                 {
                     "name": "sandbox",
-                    "cluster": {"server": self.server_url, "certificate-authority": str(self.ca_file)},
+                    "cluster": {
+                        "server": self.server_url,
+                        "certificate-authority": str(self.ca_file),
+                    },
                 }
             ],
             "users": [{"name": "sandbox-admin", "user": {"token": self.admin_token}}],
             "contexts": [
                 {
                     "name": "sandbox",
-                    "context": {"cluster": "sandbox", "user": "sandbox-admin", "namespace": "default"},
+                    "context": {
+                        "cluster": "sandbox",
+                        "user": "sandbox-admin",
+                        "namespace": "default",
+                    },
                 }
             ],
             "current-context": "sandbox",
@@ -276,7 +286,7 @@ class Sandbox:
         def run() -> None:
             try:
                 future.set_result(fn())
-            except BaseException as exc:  # noqa: BLE001 - handed to the caller
+            except BaseException as exc:
                 future.set_exception(exc)
 
         loop.call_soon_threadsafe(run)
@@ -307,7 +317,12 @@ class Sandbox:
     def _type(self, resource: str) -> ResourceType:
         plural, _, group = resource.partition(".")
         for rt in self._store.types.values():
-            if rt.group == group and plural in (rt.plural, rt.singular, rt.kind.lower(), *rt.short_names):
+            if rt.group == group and plural in (
+                rt.plural,
+                rt.singular,
+                rt.kind.lower(),
+                *rt.short_names,
+            ):
                 return rt
             if not group and plural in (rt.plural, rt.singular, rt.kind, *rt.short_names):
                 return rt
@@ -326,8 +341,10 @@ class Sandbox:
     def create(self, obj: dict[str, Any], *, namespace: str | None = None) -> dict[str, Any]:
         """Store a new object (``apiVersion`` and ``kind`` say its type); returns it."""
         rt = self._type_of(obj)
-        ns = namespace or (obj.get("metadata") or {}).get("namespace") or (
-            "default" if rt.namespaced else None
+        ns = (
+            namespace
+            or (obj.get("metadata") or {}).get("namespace")
+            or ("default" if rt.namespaced else None)
         )
         return self._call(lambda: self._store.create(rt, ns, obj, manager="sandbox").copy())
 
@@ -339,7 +356,7 @@ class Sandbox:
     def objects(self, resource: str, *, namespace: str | None = None) -> list[dict[str, Any]]:
         """Every stored object of a resource (in one namespace, or all)."""
         rt = self._type(resource)
-        return self._call(lambda: [s.copy() for s in self._store.list(rt, namespace)[0]])
+        return self._call(lambda: [s.copy() for s in self._store.select(rt, namespace)[0]])
 
     def delete(self, resource: str, name: str, *, namespace: str | None = "default") -> None:
         """Delete an object (finalizers are honoured)."""
@@ -387,7 +404,12 @@ class Sandbox:
         self._call(run)
 
     def append_log(
-        self, name: str, lines: str | list[str], *, namespace: str = "default", container: str | None = None
+        self,
+        name: str,
+        lines: str | list[str],
+        *,
+        namespace: str = "default",
+        container: str | None = None,
     ) -> None:
         """Add lines to a pod's log (``GET .../pods/NAME/log``, also when following)."""
         rt = self._store.types[("", "pods")]
@@ -404,7 +426,11 @@ class Sandbox:
         self._call(run)
 
     def issue_token(
-        self, namespace: str = "default", service_account: str = "default", *, lifetime: float | None = None
+        self,
+        namespace: str = "default",
+        service_account: str = "default",
+        *,
+        lifetime: float | None = None,
     ) -> str:
         """A signed token of a service account (created when missing)."""
         uid = self._ensure_service_account(namespace, service_account)
@@ -420,7 +446,9 @@ class Sandbox:
         def run() -> str:
             stored = self._store.find(rt, namespace, name)
             if stored is None:
-                stored = self._store.create(rt, namespace, {"metadata": {"name": name}}, manager="sandbox")
+                stored = self._store.create(
+                    rt, namespace, {"metadata": {"name": name}}, manager="sandbox"
+                )
             return str(stored.obj["metadata"]["uid"])
 
         return self._call(run)

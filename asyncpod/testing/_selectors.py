@@ -20,7 +20,9 @@ _EXISTS_RE = re.compile(r"^\s*(!?)\s*([A-Za-z0-9./_-]+)\s*$")
 
 def _split_terms(text: str) -> list[str]:
     # Commas inside "in (a, b)" do not separate requirements.
-    terms, depth, current = [], 0, []
+    terms: list[str] = []
+    current: list[str] = []
+    depth = 0
     for char in text:
         if char == "(":
             depth += 1
@@ -134,7 +136,7 @@ def field_matcher(selector: str | None, plural: str) -> Matcher | None:
             raise SelectorError(msg)
         key, op, value = match.groups()
         if key not in ("metadata.name", "metadata.namespace") and key not in allowed:
-            msg = f'field label not supported: {key}'
+            msg = f"field label not supported: {key}"
             raise SelectorError(msg)
         requirements.append((key, op == "!=", value))
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import time
 import uuid
 from collections.abc import Mapping
@@ -18,7 +19,7 @@ from asyncpod.testing._auth import ADMIN, ANONYMOUS, PUBLIC_PATHS, User
 from asyncpod.testing._faults import Fault, RequestRecord
 from asyncpod.testing._patch import PatchError, json_patch, merge_patch, strategic_merge_patch
 from asyncpod.testing._resources import ResourceType
-from asyncpod.testing._selectors import SelectorError, field_matcher, label_matcher
+from asyncpod.testing._selectors import Matcher, SelectorError, field_matcher, label_matcher
 from asyncpod.testing._status import StatusError
 from asyncpod.testing._store import Stored, Watcher, now_rfc3339
 
@@ -46,6 +47,10 @@ _TRUE = ("true", "1")
 
 class _Drop(Exception):
     """Close the connection without an answer."""
+
+
+def _drop() -> None:
+    raise _Drop
 
 
 class Route:
@@ -142,7 +147,7 @@ class Handler:
             response = await self._route(request, method, path, query, user, audit_id, fault)
             answer = response.status
             if fault is not None and fault.kind == "drop_after":
-                raise _Drop
+                _drop()
             return response
         except StatusError as err:
             answer = err.status
@@ -168,7 +173,7 @@ class Handler:
         self, request: web.BaseRequest, fault: Fault, audit_id: str
     ) -> web.StreamResponse | None:
         if fault.kind == "drop_before":
-            raise _Drop
+            _drop()
         if fault.kind == "slow":
             await asyncio.sleep(fault.delay)
             return None
@@ -205,7 +210,10 @@ class Handler:
         if parts[0] == "api":
             if len(parts) == 1:
                 return self._json_path(
-                    method, path, user, audit_id,
+                    method,
+                    path,
+                    user,
+                    audit_id,
                     _discovery.api_versions(self.sb.server_address),
                 )
             if parts[1] != "v1":
@@ -274,7 +282,9 @@ class Handler:
             return self._json_path(method, path, user, audit_id, _discovery.VERSION)
         if path in ("/healthz", "/livez", "/readyz"):
             return web.Response(
-                status=200, body=b"ok", headers=self._headers(audit_id, user, "text/plain; charset=utf-8")
+                status=200,
+                body=b"ok",
+                headers=self._headers(audit_id, user, "text/plain; charset=utf-8"),
             )
         if path == "/.well-known/openid-configuration":
             body = {
@@ -295,7 +305,7 @@ class Handler:
         if path == "/openapi/v3":
             return self._json_path(method, path, user, audit_id, _openapi.index(self.store))
         if path.startswith("/openapi/v3/"):
-            doc = _openapi.document(self.store, path[len("/openapi/v3/"):])
+            doc = _openapi.document(self.store, path[len("/openapi/v3/") :])
             if doc is not None:
                 return self._json_path(method, path, user, audit_id, doc)
         return self._not_found_text(audit_id, user)
@@ -374,21 +384,27 @@ class Handler:
             return self._send(_status.success(details), user, audit_id)
         if verb == "deletecollection":
             labels, fields = _matchers(query, rt)
-            items, _, _, _ = store.list(rt, namespace, labels=labels, fields=fields)
+            items, _, _, _ = store.select(rt, namespace, labels=labels, fields=fields)
             deleted = []
             for stored in items:
-                result, _ = store.delete(rt, namespace or stored.obj["metadata"].get("namespace"),
-                                         stored.name, dry_run=dry_run)
+                result, _ = store.delete(
+                    rt,
+                    namespace or stored.obj["metadata"].get("namespace"),
+                    stored.name,
+                    dry_run=dry_run,
+                )
                 deleted.append(result)
             return self._send_list(rt, deleted, store.rv, None, None, user, audit_id)
         raise StatusError(
-            _status.status(405, f"the server does not allow this method on the requested resource",
-                           "MethodNotAllowed", {})
+            _status.status(
+                405,
+                "the server does not allow this method on the requested resource",
+                "MethodNotAllowed",
+                {},
+            )
         )
 
-    def _send(
-        self, body: Any, user: User, audit_id: str, status: int = 200
-    ) -> web.Response:
+    def _send(self, body: Any, user: User, audit_id: str, status: int = 200) -> web.Response:
         return web.Response(
             status=status, body=_json.dumps(body), headers=self._headers(audit_id, user, JSON)
         )
@@ -405,7 +421,9 @@ class Handler:
     ) -> web.Response:
         accept = request.headers.get("Accept", "")
         if "as=Table" in accept:
-            return self._send(_table(rt, [stored], self.store.rv, request.query), user, audit_id, status)
+            return self._send(
+                _table(rt, [stored], self.store.rv, request.query), user, audit_id, status
+            )
         if "as=PartialObjectMetadata" in accept:
             return self._send(_partial(stored.obj), user, audit_id, status)
         body = stored.full()
@@ -429,7 +447,7 @@ class Handler:
             limit = int(query.get("limit") or 0)
         except ValueError:
             raise _status.bad_request(f"invalid limit: {query.get('limit')}") from None
-        items, list_rv, token, remaining = self.store.list(
+        items, list_rv, token, remaining = self.store.select(
             rt,
             namespace,
             labels=labels,
@@ -521,10 +539,7 @@ class Handler:
         except ValueError as exc:
             raise _status.bad_request(f"error decoding patch: {exc}") from None
         current = store.get(rt, route.namespace, route.name)
-        if sub == "scale":
-            target = _scale_of(current.obj, rt)
-        else:
-            target = current.copy()
+        target = _scale_of(current.obj, rt) if sub == "scale" else current.copy()
         try:
             if kind == "merge":
                 patched = merge_patch(target, patch)
@@ -541,7 +556,12 @@ class Handler:
         if sub == "scale":
             return self._update_scale(rt, route, patched, user, audit_id, dry_run, manager)
         stored = store.replace_object(
-            rt, route.namespace, route.name, patched, dry_run=dry_run, manager=manager,
+            rt,
+            route.namespace,
+            route.name,
+            patched,
+            dry_run=dry_run,
+            manager=manager,
             subresource=sub,
         )
         return self._send_stored(request, stored, user, audit_id, rt, route.version)
@@ -563,13 +583,20 @@ class Handler:
             raise StatusError(
                 _status.status(
                     422,
-                    "PatchOptions.meta.k8s.io \"\" is invalid: fieldManager: Required value: is "
+                    'PatchOptions.meta.k8s.io "" is invalid: fieldManager: Required value: is '
                     "required for apply patch",
                     "Invalid",
-                    {"group": "meta.k8s.io", "kind": "PatchOptions",
-                     "causes": [{"reason": "FieldValueRequired",
-                                 "message": "Required value: is required for apply patch",
-                                 "field": "fieldManager"}]},
+                    {
+                        "group": "meta.k8s.io",
+                        "kind": "PatchOptions",
+                        "causes": [
+                            {
+                                "reason": "FieldValueRequired",
+                                "message": "Required value: is required for apply patch",
+                                "field": "fieldManager",
+                            }
+                        ],
+                    },
                 )
             )
         try:
@@ -597,17 +624,30 @@ class Handler:
                 body = {k: v for k, v in applied.items() if k not in ("apiVersion", "kind")}
                 body["metadata"] = dict(meta, name=route.name)
                 merged = _fields.apply(
-                    None, applied, manager=manager, api_version=rt.api_version, now=now,
-                    force=force, split_status=split,
+                    None,
+                    applied,
+                    manager=manager,
+                    api_version=rt.api_version,
+                    now=now,
+                    force=force,
+                    split_status=split,
                 )
                 body = {k: v for k, v in merged.items() if k != "metadata"}
                 body["metadata"] = {
-                    **{k: v for k, v in meta.items() if k not in ("managedFields", "resourceVersion")},
+                    **{
+                        k: v
+                        for k, v in meta.items()
+                        if k not in ("managedFields", "resourceVersion")
+                    },
                     "name": route.name,
                     **{k: merged["metadata"][k] for k in merged["metadata"]},
                 }
                 stored = store.create(
-                    rt, route.namespace, body, dry_run=dry_run, manager=manager,
+                    rt,
+                    route.namespace,
+                    body,
+                    dry_run=dry_run,
+                    manager=manager,
                     apply_manager=manager,
                 )
                 return self._send_stored(request, stored, user, audit_id, rt, route.version, 201)
@@ -616,8 +656,14 @@ class Handler:
             ):
                 raise _status.conflict(rt.group, rt.plural, route.name)
             merged = _fields.apply(
-                current.copy(), applied, manager=manager, api_version=rt.api_version, now=now,
-                force=force, subresource=sub if sub == "status" else None, split_status=split,
+                current.copy(),
+                applied,
+                manager=manager,
+                api_version=rt.api_version,
+                now=now,
+                force=force,
+                subresource=sub if sub == "status" else None,
+                split_status=split,
             )
         except _fields.ApplyConflict as conflict:
             raise StatusError(
@@ -625,8 +671,14 @@ class Handler:
             ) from None
         merged["metadata"].pop("resourceVersion", None)
         stored = store.replace_object(
-            rt, route.namespace, route.name, merged, dry_run=dry_run, manager=manager,
-            subresource=sub, record=False,
+            rt,
+            route.namespace,
+            route.name,
+            merged,
+            dry_run=dry_run,
+            manager=manager,
+            subresource=sub,
+            record=False,
         )
         return self._send_stored(request, stored, user, audit_id, rt, route.version)
 
@@ -658,7 +710,8 @@ class Handler:
     def _token_request(
         self, rt: ResourceType, route: Route, body: Any, user: User, audit_id: str
     ) -> web.Response:
-        assert route.name is not None and route.namespace is not None
+        assert route.name is not None
+        assert route.namespace is not None
         sa = self.store.get(rt, route.namespace, route.name)
         spec = (body or {}).get("spec") or {}
         lifetime = int(spec.get("expirationSeconds") or 3600)
@@ -749,9 +802,7 @@ class Handler:
         labels, fields = _matchers(query, rt)
         if route.name:
             # The legacy /watch/.../name form: a watch of one object.
-            fields_one = field_matcher(f"metadata.name={route.name}", rt.plural)
-            base = fields
-            fields = fields_one if base is None else (lambda o: base(o) and fields_one(o))  # type: ignore[misc,operator,return-value]
+            fields = _both(fields, field_matcher(f"metadata.name={route.name}", rt.plural))
         bookmarks = query.get("allowWatchBookmarks") in _TRUE
         rv_param = query.get("resourceVersion") or ""
         try:
@@ -775,7 +826,7 @@ class Handler:
         initial_end: int | None = None
         error: dict[str, Any] | None = None
         if rv_param in ("", "0") or query.get("sendInitialEvents") in _TRUE:
-            items, list_rv, _, _ = store.list(rt, route.namespace, labels=labels, fields=fields)
+            items, list_rv, _, _ = store.select(rt, route.namespace, labels=labels, fields=fields)
             for stored in items:
                 pending.append(("ADDED", stored))
             if bookmarks:
@@ -816,14 +867,15 @@ class Handler:
                 while pending:
                     type_, stored = pending.popleft()
                     if drop_after is not None and sent >= drop_after:
-                        raise _Drop
+                        _drop()
                     await response.write(
                         b'{"type":"' + type_.encode() + b'","object":' + stored.full() + b"}\n"
                     )
                     sent += 1
                 if initial_end is not None:
                     await response.write(
-                        head + str(initial_end).encode()
+                        head
+                        + str(initial_end).encode()
                         + b'","annotations":{"k8s.io/initial-events-end":"true"}}}}\n'
                     )
                     initial_end = None
@@ -842,10 +894,8 @@ class Handler:
                 wake.clear()
                 if pending or closed:
                     continue
-                try:
+                with contextlib.suppress(asyncio.TimeoutError):
                     await asyncio.wait_for(wake.wait(), max(wait_until - now, 0))
-                except asyncio.TimeoutError:
-                    pass
         except _Drop:
             _abort(request)
             raise
@@ -864,7 +914,8 @@ class Handler:
         user: User,
         audit_id: str,
     ) -> web.StreamResponse:
-        assert route.name is not None and route.namespace is not None
+        assert route.name is not None
+        assert route.namespace is not None
         store = self.store
         pod = store.get(rt, route.namespace, route.name)
         containers = [c.get("name") for c in (pod.obj.get("spec") or {}).get("containers") or []]
@@ -877,9 +928,7 @@ class Handler:
                 )
             container = str(containers[0]) if containers else ""
         elif container not in containers:
-            raise _status.bad_request(
-                f"container {container} is not valid for pod {route.name}"
-            )
+            raise _status.bad_request(f"container {container} is not valid for pod {route.name}")
         key = (route.namespace, route.name, container)
         lines = store.pod_logs.get(key, [])
         start = 0
@@ -899,17 +948,15 @@ class Handler:
         while True:
             lines = store.pod_logs.get(key, [])
             if position < len(lines):
-                await response.write("".join(l + "\n" for l in lines[position:]).encode())
+                await response.write("".join(f"{line}\n" for line in lines[position:]).encode())
                 position = len(lines)
             current = store.find(rt, route.namespace, route.name)
             if current is None or current.obj["metadata"]["uid"] != uid or self.sb._stopping:
                 break
             wake.clear()
             store.log_waiters.append(wake.set)
-            try:
+            with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(wake.wait(), 1.0)
-            except asyncio.TimeoutError:
-                pass
         await response.write_eof()
         return response
 
@@ -943,7 +990,17 @@ def _parse_rest(rest: list[str]) -> Route:
     return route
 
 
-def _matchers(query: Mapping[str, str], rt: ResourceType) -> tuple[Any, Any]:
+def _both(first: Matcher | None, second: Matcher | None) -> Matcher | None:
+    if first is None or second is None:
+        return first or second
+
+    def matches(obj: Mapping[str, Any]) -> bool:
+        return first(obj) and second(obj)
+
+    return matches
+
+
+def _matchers(query: Mapping[str, str], rt: ResourceType) -> tuple[Matcher | None, Matcher | None]:
     try:
         return (
             label_matcher(query.get("labelSelector")),
@@ -1050,7 +1107,9 @@ def _table(
             columns.append(
                 {"name": name, "type": "string", "format": "", "description": name, "priority": 0}
             )
-    columns.append({"name": "Age", "type": "string", "format": "", "description": "Age", "priority": 0})
+    columns.append(
+        {"name": "Age", "type": "string", "format": "", "description": "Age", "priority": 0}
+    )
     include = query.get("includeObject", "Metadata")
     rows = []
     for stored in items:

@@ -71,15 +71,23 @@ def _what(group: str, plural: str) -> str:
 
 def not_found(group: str, plural: str, name: str) -> StatusError:
     return StatusError(
-        status(404, f'{_what(group, plural)} "{name}" not found', "NotFound",
-               _details(name, group, plural))
+        status(
+            404,
+            f'{_what(group, plural)} "{name}" not found',
+            "NotFound",
+            _details(name, group, plural),
+        )
     )
 
 
 def already_exists(group: str, plural: str, name: str) -> StatusError:
     return StatusError(
-        status(409, f'{_what(group, plural)} "{name}" already exists', "AlreadyExists",
-               _details(name, group, plural))
+        status(
+            409,
+            f'{_what(group, plural)} "{name}" already exists',
+            "AlreadyExists",
+            _details(name, group, plural),
+        )
     )
 
 
@@ -117,8 +125,7 @@ def invalid(
         details["group"] = group
     details["kind"] = kind
     details["causes"] = [
-        {"reason": reason, "message": message, "field": field}
-        for reason, field, message in causes
+        {"reason": reason, "message": message, "field": field} for reason, field, message in causes
     ]
     return StatusError(status(422, f'{kind} "{name}" is invalid: {joined}', "Invalid", details))
 
@@ -154,7 +161,12 @@ def expired(message: str, continue_token: str | None = None) -> StatusError:
 
 
 def success(details: dict[str, Any] | None = None, code: int | None = None) -> dict[str, Any]:
-    body: dict[str, Any] = {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success"}
+    body: dict[str, Any] = {
+        "kind": "Status",
+        "apiVersion": "v1",
+        "metadata": {},
+        "status": "Success",
+    }
     if details is not None:
         body["details"] = details
     if code is not None:

@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import base64
 import collections
-import copy
 import random
 import re
-import string
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -314,7 +312,9 @@ class Store:
         # What the service-account and root-CA controllers add to a new namespace.
         sa = self.types[("", "serviceaccounts")]
         if (namespace, "default") not in self.data[sa.key]:
-            self.create(sa, namespace, {"metadata": {"name": "default"}}, manager="kube-controller-manager")
+            self.create(
+                sa, namespace, {"metadata": {"name": "default"}}, manager="kube-controller-manager"
+            )
         if self.root_ca is not None:
             cm = self.types[("", "configmaps")]
             if (namespace, "kube-root-ca.crt") not in self.data[cm.key]:
@@ -368,7 +368,7 @@ class Store:
                 state[okey] = event.prev
         return state
 
-    def list(
+    def select(
         self,
         rt: ResourceType,
         namespace: str | None,
@@ -406,19 +406,22 @@ class Store:
             try:
                 exact = int(resource_version)
             except ValueError:
-                raise _status.bad_request(
-                    f"invalid resource version: {resource_version}"
-                ) from None
+                raise _status.bad_request(f"invalid resource version: {resource_version}") from None
             if exact < self.compacted:
                 raise _status.expired("The resourceVersion for the provided list is too old.")
             list_rv = exact
             state = self._snapshot(rt, exact)
+        # Continue tokens carry the key the next page starts after, in the
+        # server's form: "/name" within a namespace, "namespace/name" across.
+        across = rt.namespaced and not namespace
+
+        def position(k: ObjKey) -> str:
+            return f"{k[0]}/{k[1]}" if across else f"/{k[1]}"
+
         if rt.namespaced and namespace:
             keys = sorted(k for k in state if k[0] == namespace)
-            position = lambda k: "/" + k[1]  # noqa: E731 - the server's key form
         else:
             keys = sorted(state)
-            position = (lambda k: k[0] + "/" + k[1]) if rt.namespaced else (lambda k: "/" + k[1])
         if start:
             cut = start.rstrip("\x00")
             if not cut.startswith("/") and rt.namespaced and namespace:
@@ -459,7 +462,13 @@ class Store:
             raise _status.invalid(
                 rt.kind,
                 "",
-                [("FieldValueRequired", "metadata.name", "Required value: name or generateName is required")],
+                [
+                    (
+                        "FieldValueRequired",
+                        "metadata.name",
+                        "Required value: name or generateName is required",
+                    )
+                ],
                 rt.group,
             )
         if len(name) > (63 if label_only else 253) or not pattern.match(name):
@@ -723,7 +732,7 @@ class Store:
             new = current.copy()
             new["metadata"]["deletionTimestamp"] = now_rfc3339()
             new.setdefault("status", {})["phase"] = "Terminating"
-            stored = self._commit(rt, (ns, name), None, "DELETED")
+            self._commit(rt, (ns, name), None, "DELETED")
             return Stored(new), True
         return self._commit(rt, (ns, name), None, "DELETED"), True
 
@@ -760,6 +769,7 @@ def _same(a: dict[str, Any], b: dict[str, Any]) -> bool:
 
     if strip(a) != strip(b):
         return False
+
     # Same content: only managedFields may differ in their timestamps.
     def owners(obj: dict[str, Any]) -> list[Any]:
         return [
@@ -841,7 +851,10 @@ def _defaults(rt: ResourceType, obj: dict[str, Any]) -> None:
         spec.setdefault("replicas", 1)
         spec.setdefault(
             "strategy",
-            {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": "25%", "maxSurge": "25%"}},
+            {
+                "type": "RollingUpdate",
+                "rollingUpdate": {"maxUnavailable": "25%", "maxSurge": "25%"},
+            },
         )
         spec.setdefault("revisionHistoryLimit", 10)
         spec.setdefault("progressDeadlineSeconds", 600)
@@ -888,6 +901,3 @@ def _defaults(rt: ResourceType, obj: dict[str, Any]) -> None:
         status["storedVersions"] = [
             v.get("name") for v in spec.get("versions") or [] if v.get("storage")
         ]
-
-
-__all__ = ["Event", "Store", "Stored", "Watcher", "copy", "string"]
