@@ -38,6 +38,7 @@ def sandbox(_asyncpod_sandbox_session: Sandbox) -> Sandbox:
         sb.start()
     sb.reset()
     sb.bookmark_interval = 60.0
+    sb.bookmark_lead = 2.0
     return sb
 
 

@@ -56,6 +56,8 @@ class Sandbox:
 
     Args:
         bookmark_interval: seconds between watch bookmarks (the API server: 60).
+        bookmark_lead: a watch with ``timeoutSeconds`` gets a bookmark this many
+            seconds before it ends (the API server: 2).
         history: events kept for watch resumption; older ones are compacted.
         retention: seconds an event stays resumable (``None``: until ``history``
             or ``compact()``).
@@ -70,6 +72,7 @@ class Sandbox:
         self,
         *,
         bookmark_interval: float = 60.0,
+        bookmark_lead: float = 2.0,
         history: int = 100_000,
         retention: float | None = None,
         token_lifetime: float = 3600.0,
@@ -77,6 +80,7 @@ class Sandbox:
         root_ca_configmap: bool = True,
     ) -> None:
         self.bookmark_interval = bookmark_interval
+        self.bookmark_lead = bookmark_lead
         self.token_lifetime = token_lifetime
         self._pki = shared_pki()
         self._owns_directory = directory is None

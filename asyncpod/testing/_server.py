@@ -153,9 +153,11 @@ class Handler:
             answer = err.status
             return self._error(err, audit_id, user)
         except _Drop:
+            # The client sees the connection close; aiohttp's attempt to send
+            # this never-delivered answer fails quietly on the closed transport.
             answer = 0
             _abort(request)
-            raise
+            return web.Response(status=500)
         finally:
             self.sb.requests.append(
                 RequestRecord(
@@ -186,7 +188,10 @@ class Handler:
                 message = "Too many requests, please try again later."
             else:
                 message = f"the sandbox injected a {code} answer"
-            err = StatusError(_status.status(code, message, details={}))
+            details: dict[str, Any] = {}
+            if fault.retry_after is not None:
+                details["retryAfterSeconds"] = max(int(fault.retry_after), 1)
+            err = StatusError(_status.status(code, message, details=details))
             if fault.retry_after is not None:
                 err.headers["Retry-After"] = f"{fault.retry_after:g}"
             return self._error(err, audit_id, ADMIN)
@@ -857,7 +862,8 @@ class Handler:
         started = loop.time()
         deadline = started + timeout if timeout > 0 else None
         interval = self.sb.bookmark_interval
-        next_bookmark = _next_bookmark(started, interval, deadline) if bookmarks else None
+        lead = self.sb.bookmark_lead
+        next_bookmark = _next_bookmark(started, interval, deadline, lead) if bookmarks else None
         head = b'{"type":"BOOKMARK","object":{"kind":"' + rt.kind.encode()
         head += b'","apiVersion":"' + rt.api_version.encode() + b'","metadata":{"resourceVersion":"'
         sent = 0
@@ -886,7 +892,7 @@ class Handler:
                     break
                 if next_bookmark is not None and now >= next_bookmark:
                     await response.write(head + str(store.rv).encode() + b'"}}}\n')
-                    next_bookmark = _next_bookmark(now, interval, deadline)
+                    next_bookmark = _next_bookmark(now, interval, deadline, lead)
                     continue
                 wait_until = min(
                     t for t in (deadline, next_bookmark, now + 3600.0) if t is not None
@@ -898,7 +904,10 @@ class Handler:
                     await asyncio.wait_for(wake.wait(), max(wait_until - now, 0))
         except _Drop:
             _abort(request)
-            raise
+            return response
+        except ConnectionError:
+            # The client went away; nothing more to send.
+            return response
         finally:
             store.remove_watcher(watcher)
             self.sb._open_watches.discard(watcher)
@@ -961,13 +970,20 @@ class Handler:
         return response
 
 
-def _next_bookmark(now: float, interval: float, deadline: float | None) -> float | None:
-    # As the watch cache does: every `interval`, and about 2 s before the
-    # watch's deadline, unless that is too close to now to be useful.
+def _next_bookmark(
+    now: float, interval: float, deadline: float | None, lead: float = 2.0
+) -> float | None:
+    """When the next bookmark is due, or ``None``.
+
+    As the watch cache does: every ``interval``, and ``lead`` seconds before
+    the watch's deadline unless that is too close to now to be useful.
+    """
     due = now + interval
-    if deadline is not None and deadline - 2.0 < due:
-        due = deadline - 2.0
-        if due - now < 1.5:
+    if deadline is not None:
+        before_end = deadline - lead
+        if before_end < due and before_end - now >= 0.75 * lead:
+            return before_end
+        if due >= deadline:
             return None
     return due
 
