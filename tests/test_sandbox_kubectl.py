@@ -1,4 +1,4 @@
-"""The real kubectl against the sandbox: discovery, create, get, server-side apply, delete, proxy."""
+"""The real kubectl against the sandbox: discovery, create, get, apply, delete, proxy."""
 
 from __future__ import annotations
 

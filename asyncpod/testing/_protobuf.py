@@ -297,15 +297,16 @@ def decode_object(data: bytes) -> dict[str, Any]:
     envelope = dict(_fields(data[len(MAGIC) :]))
     type_meta = envelope.get(1, b"")
     meta = dict(_fields(type_meta)) if isinstance(type_meta, bytes) else {}
-    api_version = meta.get(1, b"")
-    kind = meta.get(2, b"")
-    api_version = api_version.decode() if isinstance(api_version, bytes) else ""
-    kind = kind.decode() if isinstance(kind, bytes) else ""
+    raw_version, raw_kind = meta.get(1, b""), meta.get(2, b"")
+    api_version = raw_version.decode() if isinstance(raw_version, bytes) else ""
+    kind = raw_kind.decode() if isinstance(raw_kind, bytes) else ""
     schema = KINDS.get(kind)
     if schema is None:
         msg = f"the sandbox cannot read protobuf bodies of kind {kind!r}"
         raise ValueError(msg)
     raw = envelope.get(2, b"")
-    body = _drop_zero_values(decode_message(raw if isinstance(raw, bytes) else b"", schema))
+    body: dict[str, Any] = _drop_zero_values(
+        decode_message(raw if isinstance(raw, bytes) else b"", schema)
+    )
     body.pop("generation", None)
     return {"apiVersion": api_version, "kind": kind, **body}
