@@ -6,7 +6,6 @@ import asyncio
 import collections
 import contextlib
 import time
-import uuid
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -121,7 +120,7 @@ class Handler:
 
     async def __call__(self, request: web.BaseRequest) -> web.StreamResponse:
         started = time.time()
-        audit_id = str(uuid.uuid4())
+        audit_id = self.sb._audit_ids()
         method = request.method
         path = request.path
         query = request.query
@@ -332,7 +331,11 @@ class Handler:
         store = self.store
         namespace = route.namespace
         dry_run = query.get("dryRun") == "All"
-        manager = query.get("fieldManager") or _manager_from(request)
+        manager = (
+            (query.get("fieldManager") or _manager_from(request))
+            if method in ("POST", "PUT", "PATCH")
+            else ""
+        )
         sub = route.subresource
         if verb == "watch":
             return await self._watch(request, rt, route, query, user, audit_id, fault)
