@@ -380,8 +380,15 @@ class Handler:
                 return self._send(_status.success(code=201), user, audit_id, status=201)
             if sub == "token":
                 return self._token_request(rt, route, body, user, audit_id)
-            if route.name and route.namespace is None and rt.namespaced:
-                raise _status.unknown_resource()
+            if route.name:
+                raise StatusError(
+                    _status.status(
+                        405,
+                        "the server does not allow this method on the requested resource",
+                        "MethodNotAllowed",
+                        {},
+                    )
+                )
             stored = store.create(rt, namespace, body, dry_run=dry_run, manager=manager)
             return self._send_stored(request, stored, user, audit_id, rt, route.version, 201)
         if verb == "update":
@@ -870,6 +877,7 @@ class Handler:
                 since = int(rv_param)
             except ValueError:
                 raise _status.bad_request(f"invalid resource version: {rv_param}") from None
+            store.expire()
             if since < store.compacted:
                 error = _status.status(
                     410, f"too old resource version: {since} ({store.compacted})", "Expired"

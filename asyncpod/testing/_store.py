@@ -305,6 +305,11 @@ class Store:
                     continue
                 for okey in [k for k in bucket if k[0] == namespace]:
                     self._commit(owner, okey, None, "DELETED")
+        elif rt.key == ("", "pods") and event.type == "DELETED":
+            # A followed log ends with its pod.
+            waiters, self.log_waiters = self.log_waiters, []
+            for wake in waiters:
+                wake()
         elif rt.key == ("", "namespaces") and event.type == "ADDED":
             self._namespace_defaults(event.obj.name)
 
@@ -384,6 +389,8 @@ class Store:
         list_rv = self.rv
         start = ""
         state = self.data[rt.key]
+        if continue_token or resource_version_match == "Exact":
+            self._trim()
         if continue_token:
             token_rv, start = decode_continue(continue_token)
             if token_rv == -1:
@@ -738,6 +745,10 @@ class Store:
         return self._commit(rt, (ns, name), None, "DELETED"), True
 
     # ---- watches
+
+    def expire(self) -> None:
+        """Apply the retention window now (it is otherwise applied on writes)."""
+        self._trim()
 
     def events_since(self, key: Key, rv: int) -> Iterator[Event]:
         for _, event in self.log:
