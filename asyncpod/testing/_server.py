@@ -276,6 +276,9 @@ class Handler:
         rt = route.rt
         if rt is None or (route.namespace is not None and not rt.namespaced):
             raise _status.unknown_resource()
+        if rt.namespaced and route.namespace is None and route.name:
+            # Named objects of namespaced resources only live under /namespaces/NS/.
+            raise _status.unknown_resource()
         if route.subresource and route.subresource not in rt.subresources:
             raise _status.unknown_resource()
         return await self._dispatch(request, method, verb, route, rt, query, user, audit_id, fault)
