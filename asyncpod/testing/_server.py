@@ -662,8 +662,6 @@ class Handler:
             if current is None:
                 if sub:
                     raise _status.not_found(rt.group, rt.plural, route.name)
-                body = {k: v for k, v in applied.items() if k not in ("apiVersion", "kind")}
-                body["metadata"] = dict(meta, name=route.name)
                 merged = _fields.apply(
                     None,
                     applied,
