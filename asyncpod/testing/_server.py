@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import logging
 import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
@@ -24,6 +25,8 @@ from asyncpod.testing._store import Stored, Watcher, now_rfc3339
 
 if TYPE_CHECKING:
     from asyncpod.testing._sandbox import Sandbox
+
+logger = logging.getLogger("asyncpod.testing")
 
 JSON = "application/json"
 NOT_FOUND_TEXT = b"404 page not found\n"
@@ -159,6 +162,18 @@ class Handler:
             answer = 0
             _abort(request)
             return web.Response(status=500)
+        except (ConnectionError, asyncio.CancelledError):
+            raise
+        except Exception as exc:
+            # A sandbox bug answers like the API server's panic handler, not a traceback.
+            logger.exception("the sandbox failed on %s %s", method, path)
+            answer = 500
+            failure = StatusError(
+                _status.status(
+                    500, f"Internal error occurred: {type(exc).__name__}: {exc}", "InternalError"
+                )
+            )
+            return self._error(failure, audit_id, user)
         finally:
             self.sb.requests.append(
                 RequestRecord(
