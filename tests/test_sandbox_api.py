@@ -513,3 +513,26 @@ async def test_follow_pod_log_streams_new_lines(sandbox: Sandbox) -> None:
         await anyio.sleep(0.2)
         await client.delete(f"{PODS}/tail")
     assert lines == ["first", "second"]
+
+
+async def test_owner_references_cascade_or_orphan(sandbox: Sandbox) -> None:
+    """Deleting an owner deletes its dependents; propagationPolicy=Orphan keeps them."""
+    async with proxy_client(sandbox) as client:
+        for name in ("parent", "keeper"):
+            await client.post(CM, json=configmap(name))
+        owners = {n: sandbox.get("configmaps", n)["metadata"]["uid"] for n in ("parent", "keeper")}
+        for child, owner in (("child", "parent"), ("kept", "keeper")):
+            body = configmap(child)
+            body["metadata"]["ownerReferences"] = [
+                {"apiVersion": "v1", "kind": "ConfigMap", "name": owner, "uid": owners[owner]}
+            ]
+            await client.post(CM, json=body)
+        await client.delete(f"{CM}/parent")
+        await client.request(
+            "DELETE", f"{CM}/keeper", json={"kind": "DeleteOptions", "propagationPolicy": "Orphan"}
+        )
+        child = await client.get(f"{CM}/child")
+        kept = await client.get(f"{CM}/kept")
+    assert child.status_code == 404
+    assert kept.status_code == 200
+    assert "ownerReferences" not in kept.json()["metadata"]

@@ -429,6 +429,10 @@ class Handler:
                 route.name,
                 dry_run=dry_run,
                 preconditions=options.get("preconditions") if isinstance(options, dict) else None,
+                propagation=(
+                    query.get("propagationPolicy")
+                    or (options.get("propagationPolicy") if isinstance(options, dict) else None)
+                ),
             )
             if not gone or rt.kind in ("Pod", "Namespace") or rt.custom:
                 return self._send_stored(request, stored, user, audit_id, rt, route.version)
