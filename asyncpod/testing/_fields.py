@@ -38,7 +38,11 @@ _METADATA_FIELDS = ("labels", "annotations", "finalizers", "ownerReferences")
 
 
 def _key_token(key: str, item: dict[str, Any]) -> str:
-    return "k:" + json.dumps({key: item.get(key)}, separators=(",", ":"))
+    values: dict[str, Any] = {key: item.get(key)}
+    if key in ("containerPort", "port"):
+        # Ports are keyed by number and protocol (listMapKeys), TCP by default.
+        values["protocol"] = item.get("protocol", "TCP")
+    return "k:" + json.dumps(values, separators=(",", ":"))
 
 
 def _flatten_value(path: Path, name: str, value: Any, out: dict[Path, Any]) -> None:
