@@ -323,7 +323,11 @@ def _delete_path(obj: Any, path: Path) -> None:
                     (
                         j
                         for j, item in enumerate(node)
-                        if isinstance(item, dict) and all(item.get(k) == v for k, v in want.items())
+                        if isinstance(item, dict)
+                        and all(
+                            item.get(k, "TCP" if k == "protocol" else None) == v
+                            for k, v in want.items()
+                        )
                     ),
                     None,
                 )
