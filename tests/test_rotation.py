@@ -17,10 +17,10 @@ from pathlib import Path
 import anyio
 import pytest
 import trustme
-from sa_folder import make_sa_folder, rotate
-from token_server import TokenServer
 
 from asyncpod import AsyncpodError, Client, Config, ConfigError, ForbiddenError, TransportError
+from tests.sa_folder import make_sa_folder, rotate
+from tests.token_server import TokenServer
 
 pytestmark = pytest.mark.anyio
 

@@ -13,10 +13,10 @@ from pathlib import Path
 
 import anyio
 import pytest
-from sa_folder import make_sa_folder, rotate
 
 from asyncpod import ConfigError, TokenFile
 from asyncpod._token import jwt_expiry
+from tests.sa_folder import make_sa_folder, rotate
 
 pytestmark = pytest.mark.anyio
 
