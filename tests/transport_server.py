@@ -9,6 +9,7 @@ and how many connections are open on each listener.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import json
 import ssl
@@ -173,10 +174,8 @@ class TransportTestServer:
                 pass
             finally:
                 writer.close()
-                try:
+                with contextlib.suppress(ConnectionError, ssl.SSLError, asyncio.CancelledError):
                     await writer.wait_closed()
-                except (ConnectionError, ssl.SSLError, asyncio.CancelledError):
-                    pass
                 with self.lock:
                     self.open[listener] -= 1
                 self._handlers.discard(task)

@@ -26,7 +26,7 @@ _TRANSPORT_HEADERS = frozenset(
 )
 
 
-def _check(text: str, what: str) -> None:
+def check_field(text: str, what: str) -> None:
     # A CR or LF in a header would let the caller's data start a new header or
     # a second request (request smuggling); refuse it before anything is sent.
     for bad in _FORBIDDEN:
@@ -50,15 +50,15 @@ def request_head(request: Request, host: str, *, strip_credentials: bool) -> byt
             is not Latin-1 (the message names it, never its value).
     """
     target = request.target
-    _check(target, "the request target")
+    check_field(target, "the request target")
     lines = [f"{request.method} {target} HTTP/1.1\r\nHost: {host}\r\n"]
     headers: Mapping[str, str] = request.headers
     for name, value in headers.items():
         lower = name.lower()
         if lower in _TRANSPORT_HEADERS or (strip_credentials and lower in _CREDENTIAL_HEADERS):
             continue
-        _check(name, f"the name of header {name!r}")
-        _check(value, f"header {name!r}")
+        check_field(name, f"the name of header {name!r}")
+        check_field(value, f"header {name!r}")
         lines.append(f"{name}: {value}\r\n")
     content = request.content
     if content is not None:
@@ -72,6 +72,18 @@ def request_head(request: Request, host: str, *, strip_credentials: bool) -> byt
     except UnicodeEncodeError as exc:
         msg = "a header or the request target is not Latin-1 text; it was not sent"
         raise ValueError(msg) from exc
+
+
+def check_request(request: Request) -> None:
+    """Refuse a target or header that could break out of its field.
+
+    Raises:
+        ValueError: a header or the target contains CR, LF or NUL.
+    """
+    check_field(request.target, "the request target")
+    for name, value in request.headers.items():
+        check_field(name, f"the name of header {name!r}")
+        check_field(value, f"header {name!r}")
 
 
 class Exchange:
