@@ -8,7 +8,7 @@ statuses.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 
 import httptools
 
@@ -84,6 +84,43 @@ def check_request(request: Request) -> None:
     for name, value in request.headers.items():
         check_field(name, f"the name of header {name!r}")
         check_field(value, f"header {name!r}")
+
+
+class LazyHeaders(Mapping[str, str]):
+    """Response headers that are decoded only if someone looks at them.
+
+    Most successful answers are read for their body alone; decoding a dozen
+    header fields per response would be a good part of the parsing cost.
+    """
+
+    __slots__ = ("_decoded", "_raw")
+
+    def __init__(self, raw: list[tuple[bytes, bytes]]) -> None:
+        self._raw = raw
+        self._decoded: Headers | None = None
+
+    def _headers(self) -> Headers:
+        decoded = self._decoded
+        if decoded is None:
+            decoded = self._decoded = Headers(
+                (n.decode("latin-1"), v.decode("latin-1")) for n, v in self._raw
+            )
+        return decoded
+
+    def __getitem__(self, name: str) -> str:
+        return self._headers()[name]
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._headers()
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._headers())
+
+    def __len__(self) -> int:
+        return len(self._headers())
+
+    def __repr__(self) -> str:
+        return repr(self._headers())
 
 
 class Exchange:
@@ -164,9 +201,9 @@ class Exchange:
         self.keep_alive = False
         return True
 
-    def headers(self) -> Headers:
-        """The response headers, decoded."""
-        return Headers((n.decode("latin-1"), v.decode("latin-1")) for n, v in self.raw_headers)
+    def headers(self) -> LazyHeaders:
+        """The response headers, decoded when first looked at."""
+        return LazyHeaders(self.raw_headers)
 
     def take_body(self) -> bytes:
         """The body bytes parsed so far, removed from the buffer."""
