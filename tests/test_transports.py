@@ -395,7 +395,10 @@ async def test_wrong_ca_fails_verification(
 
 
 async def test_rotated_ca_applies_to_new_connections(
-    make_transport: Callable[..., Transport], engine: str, server: TransportTestServer, ca: trustme.CA
+    make_transport: Callable[..., Transport],
+    engine: str,
+    server: TransportTestServer,
+    ca: trustme.CA,
 ) -> None:
     """After a verification failure, the next connection uses the source's new context."""
     tls = RecordingTLS(client_context(trustme.CA()), client_context(ca))
