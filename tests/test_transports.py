@@ -36,6 +36,7 @@ from asyncpod import (
     ProtocolError,
     ProxyEndpoint,
     Request,
+    RequestTimeoutError,
     ServerError,
     StaticTLS,
     Transport,
@@ -458,6 +459,38 @@ async def test_refused_connection_was_not_sent(
     with pytest.raises(TransportError) as caught:
         await get(transport, "/status/200")
     assert not caught.value.sent
+
+
+async def test_tls_to_a_plain_server_fails_unsent(
+    make_transport: Callable[..., Transport], server: TransportTestServer, ca: trustme.CA
+) -> None:
+    """A TLS handshake with a server that does not speak TLS is a TransportError, sent=False."""
+    url = server.url("plain").replace("http://", "https://")
+    transport = make_transport(HTTPSEndpoint(url, StaticTLS(client_context(ca))))
+    with pytest.raises(TransportError) as caught:
+        await get(transport, "/status/200")
+    assert not caught.value.sent
+
+
+async def test_connect_timeout_covers_the_tls_handshake(
+    make_transport: Callable[..., Transport], ca: trustme.CA
+) -> None:
+    """A server that accepts but never answers the handshake times out after connect_timeout."""
+    with socket.socket() as listener:
+        # The kernel completes TCP connections to a listening socket; nobody
+        # ever reads the ClientHello.
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(8)
+        url = f"https://127.0.0.1:{listener.getsockname()[1]}"
+        transport = make_transport(
+            HTTPSEndpoint(url, StaticTLS(client_context(ca))), connect_timeout=0.2
+        )
+        started = time.monotonic()
+        with pytest.raises(RequestTimeoutError) as caught:
+            await get(transport, "/status/200")
+        assert time.monotonic() - started < 5
+        assert not caught.value.sent
+        await transport.aclose()
 
 
 def closed_port() -> int:
