@@ -750,7 +750,7 @@ async def test_through_kubectl_proxy(engine: str, kubectl_config: Config) -> Non
 async def test_kubectl_proxy_never_gets_our_token(
     make_transport: Callable[..., Transport], kubectl_config: Config
 ) -> None:
-    """An Authorization header set by the caller is stripped before kubectl proxy."""
+    """Behind kubectl proxy the server sees kubectl's token, whatever the caller set."""
     transport = make_transport(make_endpoint(kubectl_config))
     echo = (await get(transport, "/echo", Authorization="Bearer ours")).json()
     assert echo["headers"]["authorization"] == f"Bearer {KUBECONFIG_TOKEN}"
@@ -770,7 +770,7 @@ async def test_kubectl_proxy_truncated_body_is_an_error(
 async def test_kubectl_proxy_reuses_connections(
     make_transport: Callable[..., Transport], kubectl_config: Config
 ) -> None:
-    """Many sequential requests through kubectl proxy succeed on the keep-alive pool."""
+    """Fifty sequential requests through kubectl proxy (a Go server) reuse the pool cleanly."""
     transport = make_transport(make_endpoint(kubectl_config))
     started = time.monotonic()
     for _ in range(50):
