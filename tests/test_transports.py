@@ -542,6 +542,11 @@ async def test_header_injection_is_refused(transport: Transport) -> None:
     with pytest.raises(TransportError) as caught:
         await get(transport, "/echo", X_Test="a\r\nX-Injected: 1")
     assert not caught.value.sent
+    with pytest.raises(TransportError) as caught:
+        await transport.send(Request(method="GET", target="/echo", headers={"X-A: b": "c"}))
+    assert not caught.value.sent
+    # The connection pool is unharmed.
+    assert (await get(transport, "/status/200")).status == 200
 
 
 async def test_head_and_no_content_answers_keep_the_connection(
