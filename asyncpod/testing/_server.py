@@ -974,7 +974,10 @@ class Handler:
         finally:
             store.remove_watcher(watcher)
             self.sb._open_watches.discard(watcher)
-        await response.write_eof()
+        # The client may have closed the stream (it stopped watching) between
+        # the last write and this one: nothing to report then.
+        with contextlib.suppress(ConnectionError):
+            await response.write_eof()
         return response
 
     async def _log(
@@ -1017,19 +1020,24 @@ class Handler:
         position = start
         wake = asyncio.Event()
         uid = pod.obj["metadata"]["uid"]
-        while True:
-            lines = store.pod_logs.get(key, [])
-            if position < len(lines):
-                await response.write("".join(f"{line}\n" for line in lines[position:]).encode())
-                position = len(lines)
-            current = store.find(rt, route.namespace, route.name)
-            if current is None or current.obj["metadata"]["uid"] != uid or self.sb._stopping:
-                break
-            wake.clear()
-            store.log_waiters.append(wake.set)
-            with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(wake.wait(), 1.0)
-        await response.write_eof()
+        try:
+            while True:
+                lines = store.pod_logs.get(key, [])
+                if position < len(lines):
+                    text = "".join(f"{line}\n" for line in lines[position:])
+                    await response.write(text.encode())
+                    position = len(lines)
+                current = store.find(rt, route.namespace, route.name)
+                if current is None or current.obj["metadata"]["uid"] != uid or self.sb._stopping:
+                    break
+                wake.clear()
+                store.log_waiters.append(wake.set)
+                with contextlib.suppress(asyncio.TimeoutError):
+                    await asyncio.wait_for(wake.wait(), 1.0)
+            await response.write_eof()
+        except ConnectionError:
+            # The client stopped following the log.
+            pass
         return response
 
 
