@@ -885,6 +885,7 @@ class Handler:
 
         watcher = Watcher(rt.key, route.namespace, labels, fields, push, close)
         initial_end: int | None = None
+        end_marker = Stored({"metadata": {"name": "", "resourceVersion": "0"}})
         error: dict[str, Any] | None = None
         if rv_param in ("", "0") or query.get("sendInitialEvents") in _TRUE:
             items, list_rv, _, _ = store.select(rt, route.namespace, labels=labels, fields=fields)
@@ -892,6 +893,7 @@ class Handler:
                 pending.append(("ADDED", stored))
             if bookmarks:
                 initial_end = list_rv
+                pending.append(("BOOKMARK", end_marker))
         else:
             try:
                 since = int(rv_param)
@@ -908,13 +910,21 @@ class Handler:
         headers = self._headers(audit_id, user, JSON)
         response = web.StreamResponse(status=200, headers=headers)
         response.enable_chunked_encoding()
-        await response.prepare(request)
         if error is not None:
+            await response.prepare(request)
             await response.write(b'{"type":"ERROR","object":' + _json.dumps(error) + b"}\n")
             await response.write_eof()
             return response
+        # Registered before the first await, right after the snapshot above, so
+        # that no change can fall between the initial events and the live ones.
         store.add_watcher(watcher)
         self.sb._open_watches.add(watcher)
+        try:
+            await response.prepare(request)
+        except BaseException:
+            store.remove_watcher(watcher)
+            self.sb._open_watches.discard(watcher)
+            raise
         loop = asyncio.get_running_loop()
         started = loop.time()
         deadline = started + timeout if timeout > 0 else None
@@ -931,6 +941,16 @@ class Handler:
             while True:
                 while pending:
                     type_, stored = pending.popleft()
+                    if initial_end is not None and stored is end_marker:
+                        # The initial events are out: the bookmark that says so
+                        # comes before any live event (its version is older).
+                        await response.write(
+                            head
+                            + str(initial_end).encode()
+                            + b'","annotations":{"k8s.io/initial-events-end":"true"}}}}\n'
+                        )
+                        initial_end = None
+                        continue
                     if drop_after is not None and sent >= drop_after:
                         _drop()
                     if as_table:
@@ -941,13 +961,6 @@ class Handler:
                         b'{"type":"' + type_.encode() + b'","object":' + body + b"}\n"
                     )
                     sent += 1
-                if initial_end is not None:
-                    await response.write(
-                        head
-                        + str(initial_end).encode()
-                        + b'","annotations":{"k8s.io/initial-events-end":"true"}}}}\n'
-                    )
-                    initial_end = None
                 if closed:
                     break
                 now = loop.time()
