@@ -1207,33 +1207,67 @@ def _age(timestamp: str | None) -> str:
     return f"{seconds // 3600}h"
 
 
+def _pod_cells(obj: dict[str, Any]) -> list[Any]:
+    status = obj.get("status") or {}
+    statuses = status.get("containerStatuses") or []
+    total = len((obj.get("spec") or {}).get("containers") or [])
+    ready = sum(1 for s in statuses if s.get("ready"))
+    restarts = sum(int(s.get("restartCount", 0)) for s in statuses)
+    return [f"{ready}/{total}", status.get("phase", ""), restarts]
+
+
+def _deployment_cells(obj: dict[str, Any]) -> list[Any]:
+    status = obj.get("status") or {}
+    wanted = (obj.get("spec") or {}).get("replicas", 0)
+    return [
+        f"{status.get('readyReplicas', 0)}/{wanted}",
+        status.get("updatedReplicas", 0),
+        status.get("availableReplicas", 0),
+    ]
+
+
+def _service_cells(obj: dict[str, Any]) -> list[Any]:
+    spec = obj.get("spec") or {}
+    ports = ",".join(f"{p.get('port')}/{p.get('protocol', 'TCP')}" for p in spec.get("ports") or [])
+    return [spec.get("type", "ClusterIP"), spec.get("clusterIP", "<none>"), "<none>", ports]
+
+
+# Columns (besides Name and Age) of the API server's printers for the built-in kinds.
+_PRINTERS: dict[str, tuple[tuple[str, ...], Any]] = {
+    "Pod": (("Ready", "Status", "Restarts"), _pod_cells),
+    "Deployment": (("Ready", "Up-to-date", "Available"), _deployment_cells),
+    "ConfigMap": (("Data",), lambda o: [len(o.get("data") or {}) + len(o.get("binaryData") or {})]),
+    "Secret": (("Type", "Data"), lambda o: [o.get("type", ""), len(o.get("data") or {})]),
+    "Namespace": (("Status",), lambda o: [(o.get("status") or {}).get("phase", "")]),
+    "Service": (("Type", "Cluster-IP", "External-IP", "Port(s)"), _service_cells),
+}
+
+
 def _table(
     rt: ResourceType, items: list[Stored], list_rv: int, query: Mapping[str, str]
 ) -> dict[str, Any]:
     """A ``meta.k8s.io/v1`` Table: what kubectl prints without ``-o``."""
+    extra, cells_of = _PRINTERS.get(rt.kind, ((), None)) if not rt.custom else ((), None)
+    names = ("Name", *extra, "Age")
     columns = [
-        {"name": "Name", "type": "string", "format": "name", "description": "Name", "priority": 0},
+        {
+            "name": name,
+            "type": "integer"
+            if name in ("Restarts", "Data", "Up-to-date", "Available")
+            else "string",
+            "format": "name" if name == "Name" else "",
+            "description": name,
+            "priority": 0,
+        }
+        for name in names
     ]
-    pods = rt.kind == "Pod"
-    if pods:
-        for name in ("Ready", "Status", "Restarts"):
-            columns.append(
-                {"name": name, "type": "string", "format": "", "description": name, "priority": 0}
-            )
-    columns.append(
-        {"name": "Age", "type": "string", "format": "", "description": "Age", "priority": 0}
-    )
     include = query.get("includeObject", "Metadata")
     rows = []
     for stored in items:
         obj = stored.obj
         cells: list[Any] = [obj["metadata"]["name"]]
-        if pods:
-            statuses = (obj.get("status") or {}).get("containerStatuses") or []
-            total = len((obj.get("spec") or {}).get("containers") or [])
-            ready = sum(1 for s in statuses if s.get("ready"))
-            restarts = sum(int(s.get("restartCount", 0)) for s in statuses)
-            cells += [f"{ready}/{total}", (obj.get("status") or {}).get("phase", ""), str(restarts)]
+        if cells_of is not None:
+            cells += cells_of(obj)
         cells.append(_age(obj["metadata"].get("creationTimestamp")))
         row: dict[str, Any] = {"cells": cells}
         if include == "Object":
