@@ -24,7 +24,7 @@ import anyio
 import pytest
 import trustme
 from asyncpod_transports import create_transport
-from transport_server import TransportTestServer, pattern_body
+from tests.transport_server import TransportTestServer, pattern_body
 
 import asyncpod
 from asyncpod import (
