@@ -24,6 +24,7 @@ import anyio
 import pytest
 import trustme
 from asyncpod_transports import create_transport
+from tests.transport_server import TransportTestServer, pattern_body
 
 import asyncpod
 from asyncpod import (
@@ -43,7 +44,6 @@ from asyncpod import (
     UnixEndpoint,
 )
 from asyncpod._wiring import make_endpoint
-from tests.transport_server import TransportTestServer, pattern_body
 
 pytestmark = pytest.mark.anyio
 
