@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-import yaml
 from attrs import frozen
 
 from asyncpod._config import Config, ExecProvider
@@ -78,6 +77,9 @@ def _parse_file(path: Path) -> dict[str, Any]:
         reason = (exc.strerror or type(exc).__name__) if isinstance(exc, OSError) else "not UTF-8"
         msg = f"kubeconfig {path} could not be read: {reason}"
         raise ConfigError(msg) from None
+    # PyYAML loads only when a kubeconfig is read: `import asyncpod` stays light.
+    import yaml
+
     try:
         document = yaml.safe_load(text)
     except yaml.YAMLError as exc:
