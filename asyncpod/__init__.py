@@ -4,6 +4,7 @@ from asyncpod._auth import Auth, NoAuth, StaticToken
 from asyncpod._chain import load_config
 from asyncpod._client import Client
 from asyncpod._config import Config
+from asyncpod._discovery import Resource
 from asyncpod._errors import (
     APIError,
     AsyncpodError,
@@ -13,6 +14,7 @@ from asyncpod._errors import (
     ForbiddenError,
     GoneError,
     InvalidError,
+    InvalidNameError,
     NotFoundError,
     ProtocolError,
     RequestTimeoutError,
@@ -23,7 +25,10 @@ from asyncpod._errors import (
     UnknownResourceError,
 )
 from asyncpod._headers import Headers
+from asyncpod._informer import Change, Informer
 from asyncpod._models import ByteStream, Request, Response
+from asyncpod._paths import ALL
+from asyncpod._resources import ListIterator
 from asyncpod._transport import (
     ENGINES,
     Endpoint,
@@ -36,16 +41,19 @@ from asyncpod._transport import (
     UnixEndpoint,
     choose_engine,
 )
+from asyncpod._watch import Watch, WatchDecoder, WatchEvent
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "ALL",
     "ENGINES",
     "APIError",
     "AsyncpodError",
     "Auth",
     "BadRequestError",
     "ByteStream",
+    "Change",
     "Client",
     "Config",
     "ConfigError",
@@ -56,13 +64,17 @@ __all__ = [
     "GoneError",
     "HTTPSEndpoint",
     "Headers",
+    "Informer",
     "InvalidError",
+    "InvalidNameError",
+    "ListIterator",
     "NoAuth",
     "NotFoundError",
     "ProtocolError",
     "ProxyEndpoint",
     "Request",
     "RequestTimeoutError",
+    "Resource",
     "Response",
     "ServerError",
     "StaticTLS",
@@ -74,6 +86,9 @@ __all__ = [
     "UnauthorizedError",
     "UnixEndpoint",
     "UnknownResourceError",
+    "Watch",
+    "WatchDecoder",
+    "WatchEvent",
     "__version__",
     "choose_engine",
     "load_config",
