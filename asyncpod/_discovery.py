@@ -120,7 +120,7 @@ def parse_spelling(text: str) -> Spelling:
     name, _, rest = text.partition(".")
     name = name.lower()
     rest = rest.lower()
-    if not name or (rest and (rest.startswith(".") or rest.endswith(".") or ".." in rest)):
+    if not name or text.endswith(".") or rest.startswith(".") or ".." in rest:
         msg = f"resource spelling {text!r} is malformed"
         raise UnknownResourceError(msg)
     candidates: list[tuple[str, str | None, str | None]] = []
