@@ -51,7 +51,8 @@ def test_paths_of_core_group_and_named_groups() -> None:
 
 def test_cluster_scoped_resources_ignore_the_namespace() -> None:
     """A namespace given for a cluster-scoped resource is not put in the path."""
-    assert NAMESPACES.path(namespace="default", name="kube-system") == "/api/v1/namespaces/kube-system"
+    path = NAMESPACES.path(namespace="default", name="kube-system")
+    assert path == "/api/v1/namespaces/kube-system"
 
 
 def test_query_and_fragment_characters_are_encoded() -> None:
