@@ -124,7 +124,10 @@ def table(
             row.insert(0, str(metadata.get("namespace", "")))
         rows.append(row)
     widths = [max(len(row[i]) for row in rows) for i in range(len(headers))]
-    lines = ["   ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip() for row in rows]
+    lines = [
+        "   ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
+        for row in rows
+    ]
     return "\n".join(lines)
 
 
