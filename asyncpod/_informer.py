@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from asyncpod._client import Client
     from asyncpod._discovery import Resource
     from asyncpod._resources import Namespace
+    from asyncpod._watch import Watch
 
 
 @frozen
@@ -83,6 +84,7 @@ class Informer:
         self.synced = False
         self.relists = 0
         self._iterator: AsyncIterator[Change] | None = None
+        self._watch: Watch | None = None
 
     def get(self, name: str, namespace: str | None = None) -> dict[str, Any] | None:
         """The cached object, or ``None``."""
@@ -110,6 +112,9 @@ class Informer:
     async def aclose(self) -> None:
         """Stop: close the watch and release its connection."""
         iterator, self._iterator = self._iterator, None
+        watch, self._watch = self._watch, None
+        if watch is not None:
+            await watch.aclose()
         aclose = getattr(iterator, "aclose", None)
         if aclose is not None:
             await aclose()
@@ -160,13 +165,15 @@ class Informer:
                 resource_version=self.resource_version,
                 inactivity_timeout=self._inactivity_timeout,
             )
+            # Kept on the informer, not in an "async with" of this generator:
+            # aclose() closes it even when the generator is never resumed.
+            self._watch = watch
             try:
-                async with watch:
-                    async for event in watch:
-                        applied = self._apply(event.type, event.object)
-                        self.resource_version = watch.resource_version
-                        if applied is not None:
-                            yield applied
+                async for event in watch:
+                    applied = self._apply(event.type, event.object)
+                    self.resource_version = watch.resource_version
+                    if applied is not None:
+                        yield applied
             except GoneError:
                 self.relists += 1
                 for change in self._diff(await self._list()):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from contextlib import AbstractAsyncContextManager
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
@@ -29,7 +28,6 @@ class LogLines:
         self._client = client
         self._path = path
         self._params = params
-        self._context: AbstractAsyncContextManager[Response] | None = None
         self._response: Response | None = None
         self._pending = b""
         self._lines: list[bytes] = []
@@ -52,11 +50,10 @@ class LogLines:
     async def aclose(self) -> None:
         """Stop reading and release the connection."""
         self._done = True
-        context, self._context = self._context, None
-        self._response = None
-        if context is not None:
+        response, self._response = self._response, None
+        if response is not None:
             with anyio.CancelScope(shield=True):
-                await context.__aexit__(None, None, None)
+                await response.aclose()
 
     async def __anext__(self) -> str:
         try:
@@ -69,11 +66,8 @@ class LogLines:
         while not self._lines:
             if self._done:
                 raise StopAsyncIteration
-            if self._context is None:
-                context = self._client.stream("GET", self._path, params=self._params)
-                self._response = await context.__aenter__()
-                self._context = context
-            assert self._response is not None
+            if self._response is None:
+                self._response = await self._client._open_stream(self._path, self._params)
             stream = self._response.stream
             chunk = await stream.receive() if stream is not None else b""
             if not chunk:

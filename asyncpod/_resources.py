@@ -10,10 +10,13 @@ from collections.abc import AsyncIterator, Mapping, Sequence
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Final, Literal
 
+import anyio
+
 from asyncpod import _json
 from asyncpod._discovery import Discovery, Resource
 from asyncpod._errors import GoneError, InvalidNameError
 from asyncpod._paths import ALL, _AllNamespaces, segment, validate_segment
+from asyncpod._status import api_error
 from asyncpod._target import Params
 from asyncpod._watch import (
     DEFAULT_INACTIVITY_TIMEOUT,
@@ -38,6 +41,8 @@ PATCH_CONTENT_TYPES: Final[Mapping[str, str]] = {
 # Server-side apply takes YAML; JSON is YAML, and needs no YAML encoder here.
 APPLY_CONTENT_TYPE: Final = "application/apply-patch+yaml"
 DEFAULT_CHUNK_SIZE: Final = 500
+# An error answer to a stream is read this far for its Status body.
+MAX_ERROR_BODY: Final = 1 << 20
 
 
 def _metadata(obj: Mapping[str, Any], what: str) -> Mapping[str, Any]:
@@ -195,6 +200,55 @@ class ResourceMixin:
             content: bytes | None = None,
             headers: Mapping[str, str] | None = None,
         ) -> Response: ...
+
+        def _build(
+            self,
+            method: str,
+            path: str,
+            params: Params | None,
+            json: Any,
+            content: bytes | None,
+            headers: Mapping[str, str] | None,
+            *,
+            stream: bool = False,
+        ) -> tuple[str, dict[str, str], bytes | None]: ...
+
+        async def _send(
+            self,
+            method: str,
+            target: str,
+            headers: dict[str, str],
+            content: bytes | None,
+            stream: bool,
+        ) -> Response: ...
+
+    async def _open_stream(self, path: str, params: Params | None) -> Response:
+        """GET ``path`` as a stream; the caller must ``aclose()`` the answer.
+
+        Unlike ``Client.stream`` this holds no generator, so an iterator that
+        is dropped without being closed leaves nothing to finalize.
+
+        Raises:
+            APIError: the server answered with an error status.
+            TransportError: the server could not be reached.
+        """
+        target, headers, _ = self._build("GET", path, params, None, None, None, stream=True)
+        response = await self._send("GET", target, headers, None, True)
+        if response.status < 300:
+            return response
+        try:
+            chunks: list[bytes] = []
+            size = 0
+            async for chunk in response.aiter_bytes():
+                chunks.append(chunk)
+                size += len(chunk)
+                if size >= MAX_ERROR_BODY:
+                    break
+            content = b"".join(chunks)[:MAX_ERROR_BODY]
+        finally:
+            with anyio.CancelScope(shield=True):
+                await response.aclose()
+        raise api_error(response.status, response.headers, content, response.reason)
 
     # -- discovery -------------------------------------------------------------
 

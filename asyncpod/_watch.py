@@ -35,8 +35,6 @@ from asyncpod._errors import (
 from asyncpod._models import Response
 
 if TYPE_CHECKING:
-    from contextlib import AbstractAsyncContextManager
-
     from asyncpod._client import Client
     from asyncpod._discovery import Resource
     from asyncpod._target import Params
@@ -239,7 +237,6 @@ class Watch:
         self.reconnects = 0
         self._path: str | None = None
         self._deadline: float | None = None
-        self._context: AbstractAsyncContextManager[Response] | None = None
         self._response: Response | None = None
         self._decoder = WatchDecoder(max_object_size)
         self._pending: list[WatchEvent] = []
@@ -382,35 +379,32 @@ class Watch:
             "resourceVersion": self._start_version if self._initial else self.resource_version,
             "timeoutSeconds": int(server_timeout),
         }
-        context = client.stream("GET", self._path, params=params)
         limit = client.timeout
         if remaining is not None:
             limit = remaining if limit is None else min(limit, remaining)
         response: Response | None = None
         try:
             with anyio.move_on_after(math.inf if limit is None else limit):
-                response = await context.__aenter__()
+                response = await client._open_stream(self._path, params)
         except GoneError:
             raise
         except (TransportError, ServerError, TooManyRequestsError) as exc:
             await self._backoff(exc)
             return
         if response is None:
-            msg = f"watch of {self._path} got no answer within {limit:g} s"
+            msg = f"watch of {self._path} got no answer within {limit} s"
             await self._backoff(RequestTimeoutError(msg))
             return
-        self._context = context
         self._response = response
         self._decoder = WatchDecoder(self.max_object_size)
 
     async def _disconnect(self) -> None:
-        context, self._context = self._context, None
-        self._response = None
-        if context is not None:
+        response, self._response = self._response, None
+        if response is not None:
             with anyio.CancelScope(shield=True):
                 # The connection is gone either way.
                 with contextlib.suppress(TransportError):
-                    await context.__aexit__(None, None, None)
+                    await response.aclose()
 
     async def _drop(self, *, backoff: bool = True) -> None:
         await self._disconnect()
