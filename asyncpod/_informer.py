@@ -90,8 +90,22 @@ class Informer:
         """The cached object, or ``None``."""
         return self.cache.get(f"{namespace}/{name}" if namespace else name)
 
-    def __aiter__(self) -> Informer:
-        return self
+    def __aiter__(self) -> AsyncIterator[Change]:
+        # A generator, not self: when a caller breaks out of "async for"
+        # without closing, the event loop's async-generator finalizer runs
+        # its "finally" and releases the connection.
+        return self._until_closed()
+
+    async def _until_closed(self) -> AsyncIterator[Change]:
+        try:
+            while True:
+                try:
+                    item = await self.__anext__()
+                except StopAsyncIteration:
+                    return
+                yield item
+        finally:
+            await self.aclose()
 
     async def __anext__(self) -> Change:
         if self._iterator is None:
@@ -151,6 +165,15 @@ class Informer:
         return changes
 
     async def _run(self) -> AsyncIterator[Change]:
+        try:
+            async for change in self._changes():
+                yield change
+        finally:
+            watch, self._watch = self._watch, None
+            if watch is not None:
+                await watch.aclose()
+
+    async def _changes(self) -> AsyncIterator[Change]:
         snapshot = await self._list()
         for change in self._diff(snapshot):
             yield change
@@ -169,7 +192,11 @@ class Informer:
             # aclose() closes it even when the generator is never resumed.
             self._watch = watch
             try:
-                async for event in watch:
+                while True:
+                    try:
+                        event = await watch.__anext__()
+                    except StopAsyncIteration:
+                        break
                     applied = self._apply(event.type, event.object)
                     self.resource_version = watch.resource_version
                     if applied is not None:

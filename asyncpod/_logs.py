@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
@@ -33,8 +34,22 @@ class LogLines:
         self._lines: list[bytes] = []
         self._done = False
 
-    def __aiter__(self) -> LogLines:
-        return self
+    def __aiter__(self) -> AsyncIterator[str]:
+        # A generator, not self: when a caller breaks out of "async for"
+        # without closing, the event loop's async-generator finalizer runs
+        # its "finally" and releases the connection.
+        return self._until_closed()
+
+    async def _until_closed(self) -> AsyncIterator[str]:
+        try:
+            while True:
+                try:
+                    item = await self.__anext__()
+                except StopAsyncIteration:
+                    return
+                yield item
+        finally:
+            await self.aclose()
 
     async def __aenter__(self) -> LogLines:
         return self
