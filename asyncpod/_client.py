@@ -108,6 +108,7 @@ class Client(ResourceMixin):
 
     async def aclose(self) -> None:
         """Close the connection pool (when the client created it)."""
+        await self._close_open_streams()
         transport, self._transport = self._transport, None
         if transport is not None and self._owns_transport:
             with anyio.CancelScope(shield=True):

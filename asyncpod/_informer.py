@@ -10,7 +10,7 @@ This is the loop an operator runs on::
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import Mapping
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -83,34 +83,52 @@ class Informer:
         self.resource_version: str | None = None
         self.synced = False
         self.relists = 0
-        self._iterator: AsyncIterator[Change] | None = None
+        self._queue: list[Change] = []
+        self._closed = False
         self._watch: Watch | None = None
 
     def get(self, name: str, namespace: str | None = None) -> dict[str, Any] | None:
         """The cached object, or ``None``."""
         return self.cache.get(f"{namespace}/{name}" if namespace else name)
 
-    def __aiter__(self) -> AsyncIterator[Change]:
-        # A generator, not self: when a caller breaks out of "async for"
-        # without closing, the event loop's async-generator finalizer runs
-        # its "finally" and releases the connection.
-        return self._until_closed()
-
-    async def _until_closed(self) -> AsyncIterator[Change]:
-        try:
-            while True:
-                try:
-                    item = await self.__anext__()
-                except StopAsyncIteration:
-                    return
-                yield item
-        finally:
-            await self.aclose()
+    def __aiter__(self) -> Informer:
+        return self
 
     async def __anext__(self) -> Change:
-        if self._iterator is None:
-            self._iterator = self._run()
-        return await self._iterator.__anext__()
+        while not self._queue:
+            if self._closed:
+                raise StopAsyncIteration
+            if not self.synced:
+                self._queue.extend(self._diff(await self._list()))
+                self._queue.append(Change("SYNCED", "", {}))
+                self.synced = True
+                continue
+            if self._watch is None:
+                self._watch = self._client.watch(
+                    self._resource,
+                    namespace=self._namespace,
+                    label_selector=self._label_selector,
+                    field_selector=self._field_selector,
+                    resource_version=self.resource_version,
+                    inactivity_timeout=self._inactivity_timeout,
+                )
+            try:
+                event = await self._watch.__anext__()
+            except StopAsyncIteration:
+                self._watch = None
+                continue
+            except GoneError:
+                # The watch closed itself; the version is gone: list again
+                # and report the difference.
+                self._watch = None
+                self.relists += 1
+                self._queue.extend(self._diff(await self._list()))
+                continue
+            applied = self._apply(event.type, event.object)
+            self.resource_version = self._watch.resource_version
+            if applied is not None:
+                self._queue.append(applied)
+        return self._queue.pop(0)
 
     async def __aenter__(self) -> Informer:
         return self
@@ -125,13 +143,11 @@ class Informer:
 
     async def aclose(self) -> None:
         """Stop: close the watch and release its connection."""
-        iterator, self._iterator = self._iterator, None
+        self._client._forget(self)
+        self._closed = True
         watch, self._watch = self._watch, None
         if watch is not None:
             await watch.aclose()
-        aclose = getattr(iterator, "aclose", None)
-        if aclose is not None:
-            await aclose()
 
     async def _list(self) -> dict[str, dict[str, Any]]:
         # A full snapshot; the list iterator already falls back to one request
@@ -163,48 +179,6 @@ class Informer:
             elif _version(previous) != _version(obj):
                 changes.append(Change("MODIFIED", key, obj, previous))
         return changes
-
-    async def _run(self) -> AsyncIterator[Change]:
-        try:
-            async for change in self._changes():
-                yield change
-        finally:
-            watch, self._watch = self._watch, None
-            if watch is not None:
-                await watch.aclose()
-
-    async def _changes(self) -> AsyncIterator[Change]:
-        snapshot = await self._list()
-        for change in self._diff(snapshot):
-            yield change
-        self.synced = True
-        yield Change("SYNCED", "", {})
-        while True:
-            watch = self._client.watch(
-                self._resource,
-                namespace=self._namespace,
-                label_selector=self._label_selector,
-                field_selector=self._field_selector,
-                resource_version=self.resource_version,
-                inactivity_timeout=self._inactivity_timeout,
-            )
-            # Kept on the informer, not in an "async with" of this generator:
-            # aclose() closes it even when the generator is never resumed.
-            self._watch = watch
-            try:
-                while True:
-                    try:
-                        event = await watch.__anext__()
-                    except StopAsyncIteration:
-                        break
-                    applied = self._apply(event.type, event.object)
-                    self.resource_version = watch.resource_version
-                    if applied is not None:
-                        yield applied
-            except GoneError:
-                self.relists += 1
-                for change in self._diff(await self._list()):
-                    yield change
 
     def _apply(self, kind: str, obj: dict[str, Any]) -> Change | None:
         key = object_key(obj)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
@@ -34,22 +33,8 @@ class LogLines:
         self._lines: list[bytes] = []
         self._done = False
 
-    def __aiter__(self) -> AsyncIterator[str]:
-        # A generator, not self: when a caller breaks out of "async for"
-        # without closing, the event loop's async-generator finalizer runs
-        # its "finally" and releases the connection.
-        return self._until_closed()
-
-    async def _until_closed(self) -> AsyncIterator[str]:
-        try:
-            while True:
-                try:
-                    item = await self.__anext__()
-                except StopAsyncIteration:
-                    return
-                yield item
-        finally:
-            await self.aclose()
+    def __aiter__(self) -> LogLines:
+        return self
 
     async def __aenter__(self) -> LogLines:
         return self
@@ -64,6 +49,7 @@ class LogLines:
 
     async def aclose(self) -> None:
         """Stop reading and release the connection."""
+        self._client._forget(self)
         self._done = True
         response, self._response = self._response, None
         if response is not None:

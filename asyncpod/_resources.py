@@ -6,7 +6,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Final, Literal
 
@@ -91,20 +91,23 @@ class ListIterator:
         self._client = client
         self._resource = resource
         self._namespace = namespace
-        self._params = dict(params)
+        self._params: dict[str, Any] = dict(params)
+        if chunk_size:
+            self._params["limit"] = chunk_size
         self.chunk_size = chunk_size
         self.resource_version: str | None = None
         self.pages = 0
         self.restarted = False
-        self._iterator: AsyncIterator[dict[str, Any]] | None = None
+        self._path: str | None = None
+        self._items: list[dict[str, Any]] = []
+        self._continue: str | None = None
+        self._done = False
+        # What was yielded, by key, so that a restart after an expired
+        # continue token yields only what is new or changed.
+        self._yielded: dict[str, str] = {}
 
     def __aiter__(self) -> ListIterator:
         return self
-
-    async def __anext__(self) -> dict[str, Any]:
-        if self._iterator is None:
-            self._iterator = self._items()
-        return await self._iterator.__anext__()
 
     async def __aenter__(self) -> ListIterator:
         return self
@@ -119,65 +122,66 @@ class ListIterator:
 
     async def aclose(self) -> None:
         """Stop early (no connection is held between pages)."""
-        iterator, self._iterator = self._iterator, None
-        aclose = getattr(iterator, "aclose", None)
-        if aclose is not None:
-            await aclose()
+        self._done = True
+        self._items.clear()
 
-    async def _items(self) -> AsyncIterator[dict[str, Any]]:
-        path = await self._client._collection_path(self._resource, self._namespace)
-        params = dict(self._params)
-        if self.chunk_size:
-            params["limit"] = self.chunk_size
-        # What was yielded, by key, so that a restart after an expired
-        # continue token yields only what is new or changed.
-        yielded: dict[str, str] = {}
-        continue_token: str | None = None
-        while True:
-            try:
-                page = await self._client.get_json(
-                    path, params={**params, "continue": continue_token}
-                )
-            except GoneError:
-                if continue_token is None:
-                    raise
-                # client-go's pager (FullListIfExpired): the snapshot is gone,
-                # so list everything again in one request.
-                self.restarted = True
-                params.pop("limit", None)
-                continue_token = None
-                page = await self._client.get_json(path, params=params)
-                self._take_metadata(page)
-                for item in page.get("items") or ():
-                    key = object_key(item)
-                    version = (item.get("metadata") or {}).get("resourceVersion", "")
-                    if yielded.get(key) != version:
-                        yield item
-                return
-            first = self.pages == 0
-            self.pages += 1
-            metadata = self._take_metadata(page) if first else page.get("metadata") or {}
-            for item in page.get("items") or ():
-                # Items of a typed list carry no kind; lists from pages do not
-                # either, so callers can rely on the plain server shape.
-                yielded[object_key(item)] = (item.get("metadata") or {}).get("resourceVersion", "")
-                yield item
-            continue_token = metadata.get("continue") or None
-            if not continue_token:
-                return
+    async def __anext__(self) -> dict[str, Any]:
+        while not self._items:
+            if self._done:
+                raise StopAsyncIteration
+            await self._fetch()
+        item = self._items.pop()
+        metadata = item.get("metadata") or {}
+        self._yielded[object_key(item)] = str(metadata.get("resourceVersion", ""))
+        return item
 
-    def _take_metadata(self, page: Mapping[str, Any]) -> Mapping[str, Any]:
+    async def _fetch(self) -> None:
+        if self._path is None:
+            self._path = await self._client._collection_path(self._resource, self._namespace)
+        params = {**self._params, "continue": self._continue}
+        try:
+            page = await self._client.get_json(self._path, params=params)
+        except GoneError:
+            if self._continue is None:
+                raise
+            # client-go's pager (FullListIfExpired): the snapshot is gone, so
+            # list everything again in one request.
+            self.restarted = True
+            self._params.pop("limit", None)
+            page = await self._client.get_json(self._path, params=self._params)
+            self._take(page, restart=True)
+            self._done = True
+            return
+        self.pages += 1
+        self._take(page, restart=False)
+
+    def _take(self, page: Mapping[str, Any], *, restart: bool) -> None:
         metadata = page.get("metadata") or {}
         version = metadata.get("resourceVersion")
-        if isinstance(version, str) and version:
+        if (self.pages == 1 or restart) and isinstance(version, str) and version:
             self.resource_version = version
-        return metadata
+        items = list(page.get("items") or ())
+        if restart:
+            items = [
+                item
+                for item in items
+                if self._yielded.get(object_key(item))
+                != str((item.get("metadata") or {}).get("resourceVersion", ""))
+            ]
+        items.reverse()  # popped from the end
+        self._items = items
+        self._continue = None if restart else (metadata.get("continue") or None)
+        if not self._continue:
+            self._done = True
 
 
 class ResourceMixin:
     """Resource verbs for ``Client``; see API.md "Client" for the contract."""
 
     _resource_discovery: Discovery | None = None
+    # Strong references: an iterator the caller dropped without closing still
+    # holds a connection, which closing the client must release.
+    _open_streams: set[Any] | None = None
 
     # Provided by Client.
     if TYPE_CHECKING:
@@ -221,6 +225,23 @@ class ResourceMixin:
             content: bytes | None,
             stream: bool,
         ) -> Response: ...
+
+    def _track(self, iterator: Any) -> None:
+        """Remember a streaming iterator, so that closing the client closes it."""
+        if self._open_streams is None:
+            self._open_streams = set()
+        self._open_streams.add(iterator)
+
+    def _forget(self, iterator: Any) -> None:
+        """A streaming iterator was closed."""
+        if self._open_streams is not None:
+            self._open_streams.discard(iterator)
+
+    async def _close_open_streams(self) -> None:
+        """Close the watches and log streams a caller left open."""
+        streams, self._open_streams = self._open_streams, None
+        for iterator in list(streams or ()):
+            await iterator.aclose()
 
     async def _open_stream(self, path: str, params: Params | None) -> Response:
         """GET ``path`` as a stream; the caller must ``aclose()`` the answer.
@@ -640,7 +661,7 @@ class ResourceMixin:
         """
         if namespace is not None and namespace is not ALL:
             validate_segment(namespace, "namespace")
-        return Watch(
+        watch = Watch(
             self,  # type: ignore[arg-type]
             resource,
             namespace=namespace,
@@ -652,6 +673,8 @@ class ResourceMixin:
             inactivity_timeout=inactivity_timeout,
             max_object_size=max_object_size,
         )
+        self._track(watch)
+        return watch
 
     def informer(
         self,
@@ -669,7 +692,7 @@ class ResourceMixin:
         """
         from asyncpod._informer import Informer
 
-        return Informer(
+        informer = Informer(
             self,  # type: ignore[arg-type]
             resource,
             namespace=namespace,
@@ -678,6 +701,8 @@ class ResourceMixin:
             chunk_size=chunk_size,
             inactivity_timeout=inactivity_timeout,
         )
+        self._track(informer)
+        return informer
 
     def logs(
         self,
@@ -710,7 +735,9 @@ class ResourceMixin:
             "timestamps": "true" if timestamps else None,
             "previous": "true" if previous else None,
         }
-        return LogLines(self, path, params)  # type: ignore[arg-type]
+        lines = LogLines(self, path, params)  # type: ignore[arg-type]
+        self._track(lines)
+        return lines
 
 
 def _encode(value: Any) -> bytes:

@@ -14,7 +14,7 @@ import contextlib
 import math
 import random
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import Mapping
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Final
 
@@ -250,22 +250,8 @@ class Watch:
         self._start_version = resource_version or None
         self._initial_seen: set[tuple[str, str, str]] = set()
 
-    def __aiter__(self) -> AsyncIterator[WatchEvent]:
-        # A generator, not self: when a caller breaks out of "async for"
-        # without closing, the event loop's async-generator finalizer runs
-        # its "finally" and releases the connection.
-        return self._until_closed()
-
-    async def _until_closed(self) -> AsyncIterator[WatchEvent]:
-        try:
-            while True:
-                try:
-                    item = await self.__anext__()
-                except StopAsyncIteration:
-                    return
-                yield item
-        finally:
-            await self.aclose()
+    def __aiter__(self) -> Watch:
+        return self
 
     async def __aenter__(self) -> Watch:
         return self
@@ -280,6 +266,7 @@ class Watch:
 
     async def aclose(self) -> None:
         """Stop watching and release the connection."""
+        self._client._forget(self)
         self._closed = True
         await self._disconnect()
 
