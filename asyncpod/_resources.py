@@ -61,6 +61,21 @@ def _object_name(obj: Mapping[str, Any], what: str) -> str:
     return validate_segment(name, "metadata.name")
 
 
+def _in_namespace(obj: Mapping[str, Any], namespace: str | None) -> Mapping[str, Any]:
+    """``obj`` with ``metadata.namespace`` set to the namespace of the request.
+
+    The API server refuses a body whose namespace differs from the path's;
+    an explicit ``namespace=`` is meant to win, so the body follows it. The
+    caller's object is not modified.
+    """
+    if namespace is None:
+        return obj
+    metadata = _metadata(obj, "the object")
+    if metadata.get("namespace") in (None, namespace):
+        return obj
+    return {**obj, "metadata": {**metadata, "namespace": namespace}}
+
+
 def object_key(obj: Mapping[str, Any]) -> str:
     """``"namespace/name"`` of an object, or ``"name"`` when it has no namespace."""
     metadata = obj.get("metadata") or {}
@@ -422,7 +437,8 @@ class ResourceMixin:
         res = await self.resource(resource)
         ns = self._write_namespace(namespace, obj) if res.namespaced else None
         params = {"dryRun": "All" if dry_run else None, "fieldManager": field_manager}
-        response = await self.request("POST", res.path(namespace=ns), params=params, json=obj)
+        body = _in_namespace(obj, ns)
+        response = await self.request("POST", res.path(namespace=ns), params=params, json=body)
         result: dict[str, Any] = response.json()
         return result
 
@@ -448,7 +464,7 @@ class ResourceMixin:
         ns = self._write_namespace(namespace, obj) if res.namespaced else None
         params = {"dryRun": "All" if dry_run else None, "fieldManager": field_manager}
         path = res.path(namespace=ns, name=name, subresource=subresource)
-        response = await self.request("PUT", path, params=params, json=obj)
+        response = await self.request("PUT", path, params=params, json=_in_namespace(obj, ns))
         result: dict[str, Any] = response.json()
         return result
 
@@ -544,7 +560,7 @@ class ResourceMixin:
             "PATCH",
             res.path(namespace=ns, name=name, subresource=subresource),
             params=params,
-            content=_json.dumps(obj),
+            content=_json.dumps(_in_namespace(obj, ns)),
             headers={"Content-Type": APPLY_CONTENT_TYPE},
         )
         result: dict[str, Any] = response.json()
