@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import itertools
 import os
 import shutil
 import socket
@@ -11,6 +12,7 @@ import ssl
 import tempfile
 import threading
 import time
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
@@ -96,6 +98,15 @@ class Sandbox:
             self._store.root_ca = self._pki.ca_pem.decode()
         self._store.reset()
         self._open_watches: set[Watcher] = set()
+        # Audit-Id values: UUID-shaped, unique, and cheaper than uuid4() per request.
+        prefix = uuid.uuid4().hex
+        head = f"{prefix[:8]}-{prefix[8:12]}-4{prefix[13:16]}-a{prefix[17:20]}-"
+        counter = itertools.count(1)
+
+        def audit_id() -> str:
+            return f"{head}{next(counter):012x}"
+
+        self._audit_ids = audit_id
         self._stopping = False
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None

@@ -6,7 +6,6 @@ import asyncio
 import collections
 import contextlib
 import time
-import uuid
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -121,7 +120,7 @@ class Handler:
 
     async def __call__(self, request: web.BaseRequest) -> web.StreamResponse:
         started = time.time()
-        audit_id = str(uuid.uuid4())
+        audit_id = self.sb._audit_ids()
         method = request.method
         path = request.path
         query = request.query
@@ -144,6 +143,8 @@ class Handler:
                     return response
             else:
                 user = ADMIN
+            if "Impersonate-User" in request.headers:
+                user = self._impersonate(request, user)
             response = await self._route(request, method, path, query, user, audit_id, fault)
             answer = response.status
             if fault is not None and fault.kind == "drop_after":
@@ -170,6 +171,27 @@ class Handler:
                     started,
                 )
             )
+
+    def _impersonate(self, request: web.BaseRequest, user: User) -> User:
+        # kubectl --as / --as-group: the caller needs the "impersonate" verb.
+        name = request.headers["Impersonate-User"]
+        if user is ANONYMOUS or not self.sb.rules.allowed(user, "impersonate", "", "users", None):
+            raise _status.StatusError(
+                _status.status(
+                    403,
+                    f'users "{name}" is forbidden: User "{user.name}" cannot impersonate '
+                    'resource "users" in API group "" at the cluster scope',
+                    "Forbidden",
+                    {"name": name, "kind": "users"},
+                )
+            )
+        groups = list(request.headers.getall("Impersonate-Group", []))
+        if name.startswith("system:serviceaccount:") and name.count(":") == 3:
+            namespace = name.split(":")[2]
+            groups += ["system:serviceaccounts", f"system:serviceaccounts:{namespace}"]
+        if "system:authenticated" not in groups:
+            groups.append("system:authenticated")
+        return User(name, request.headers.get("Impersonate-Uid", ""), tuple(groups))
 
     async def _fault(
         self, request: web.BaseRequest, fault: Fault, audit_id: str
@@ -332,7 +354,11 @@ class Handler:
         store = self.store
         namespace = route.namespace
         dry_run = query.get("dryRun") == "All"
-        manager = query.get("fieldManager") or _manager_from(request)
+        manager = (
+            (query.get("fieldManager") or _manager_from(request))
+            if method in ("POST", "PUT", "PATCH")
+            else ""
+        )
         sub = route.subresource
         if verb == "watch":
             return await self._watch(request, rt, route, query, user, audit_id, fault)
@@ -870,6 +896,8 @@ class Handler:
         head = b'{"type":"BOOKMARK","object":{"kind":"' + rt.kind.encode()
         head += b'","apiVersion":"' + rt.api_version.encode() + b'","metadata":{"resourceVersion":"'
         sent = 0
+        # kubectl get -w asks for Table rows; each event then carries a one-row Table.
+        as_table = "as=Table" in request.headers.get("Accept", "")
         drop_after = fault.after if fault is not None and fault.kind == "watch_drop" else None
         try:
             while True:
@@ -877,8 +905,12 @@ class Handler:
                     type_, stored = pending.popleft()
                     if drop_after is not None and sent >= drop_after:
                         _drop()
+                    if as_table:
+                        body = _json.dumps(_table(rt, [stored], stored.rv, query))
+                    else:
+                        body = stored.full()
                     await response.write(
-                        b'{"type":"' + type_.encode() + b'","object":' + stored.full() + b"}\n"
+                        b'{"type":"' + type_.encode() + b'","object":' + body + b"}\n"
                     )
                     sent += 1
                 if initial_end is not None:
