@@ -946,7 +946,10 @@ class Handler:
         finally:
             store.remove_watcher(watcher)
             self.sb._open_watches.discard(watcher)
-        await response.write_eof()
+        # The client may have closed the stream (it stopped watching) between
+        # the last write and this one: nothing to report then.
+        with contextlib.suppress(ConnectionError):
+            await response.write_eof()
         return response
 
     async def _log(
