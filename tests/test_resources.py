@@ -384,3 +384,38 @@ async def test_all_is_refused_for_single_object_calls(k8s: asyncpod.Client) -> N
         await k8s.get("configmaps", "x", namespace=asyncpod.ALL)
     with pytest.raises(InvalidNameError, match="ALL"):
         await k8s.create("configmaps", _cm("x"), namespace=asyncpod.ALL)
+
+
+async def test_discovery_is_cached_and_refreshed_once_on_a_miss(
+    k8s: asyncpod.Client, sandbox: Any
+) -> None:
+    """Known spellings hit the cache; an unknown one refreshes discovery exactly once."""
+    for spelling in ("configmaps", "cm", "ConfigMap", "configmap"):
+        await k8s.resource(spelling)
+    assert sandbox.requests.count("GET", "/api") == 1
+    with pytest.raises(UnknownResourceError):
+        await k8s.resource("nothing-like-this")
+    assert sandbox.requests.count("GET", "/api") == 2
+
+
+async def test_evict_removes_the_pod(k8s: asyncpod.Client, ns: str) -> None:
+    """evict() goes through the Eviction subresource and the pod is gone."""
+    pod = {"metadata": {"name": "p"}, "spec": {"containers": [{"name": "c", "image": "x"}]}}
+    await k8s.create("pods", pod, namespace=ns)
+    await k8s.evict("p", namespace=ns)
+    with pytest.raises(NotFoundError):
+        await k8s.get("po", "p", namespace=ns)
+
+
+async def test_escaping_names_leave_no_trace_on_the_server(
+    k8s: asyncpod.Client, ns: str, sandbox: Any
+) -> None:
+    """No request at all is sent for a refused name."""
+    before = len(sandbox.requests)
+    await k8s.resource("configmaps")
+    sent = len(sandbox.requests)
+    for bad in ESCAPES:
+        with pytest.raises(InvalidNameError):
+            await k8s.get("configmaps", bad, namespace=ns)
+    assert len(sandbox.requests) == sent
+    assert sent >= before
