@@ -241,6 +241,7 @@ class Watch:
         self._decoder = WatchDecoder(max_object_size)
         self._pending: list[WatchEvent] = []
         self._failures = 0
+        self._received = False
         self._closed = False
         # A watch from no resourceVersion (or "0") starts with synthetic ADDED
         # events that are not in resourceVersion order; resuming from one of
@@ -322,9 +323,12 @@ class Watch:
                 # Cut inside an event: it is sent again after resuming.
                 with contextlib.suppress(ProtocolError):
                     self._pending.extend(self._decoder.close())
-                await self._drop(backoff=False)
+                # A stream that ended without a byte is a failure, not a
+                # timeout: back off rather than spin on a broken proxy.
+                await self._drop(backoff=not self._received)
                 continue
             self._failures = 0
+            self._received = True
             self._pending.extend(self._decoder.feed(chunk))
 
     def _accept(self, event: WatchEvent) -> WatchEvent | None:
@@ -397,6 +401,7 @@ class Watch:
             await self._backoff(RequestTimeoutError(msg))
             return
         self._response = response
+        self._received = False
         self._decoder = WatchDecoder(self.max_object_size)
 
     async def _disconnect(self) -> None:
