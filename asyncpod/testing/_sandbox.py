@@ -389,6 +389,11 @@ class Sandbox:
         self._call(run)
 
     @property
+    def open_watches(self) -> int:
+        """How many watches are streaming right now."""
+        return len(self._open_watches)
+
+    @property
     def resource_version(self) -> int:
         """The newest resourceVersion."""
         return self._store.rv

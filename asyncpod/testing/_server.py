@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import logging
 import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
@@ -24,6 +25,8 @@ from asyncpod.testing._store import Stored, Watcher, now_rfc3339
 
 if TYPE_CHECKING:
     from asyncpod.testing._sandbox import Sandbox
+
+logger = logging.getLogger("asyncpod.testing")
 
 JSON = "application/json"
 NOT_FOUND_TEXT = b"404 page not found\n"
@@ -159,6 +162,18 @@ class Handler:
             answer = 0
             _abort(request)
             return web.Response(status=500)
+        except (ConnectionError, asyncio.CancelledError):
+            raise
+        except Exception as exc:
+            # A sandbox bug answers like the API server's panic handler, not a traceback.
+            logger.exception("the sandbox failed on %s %s", method, path)
+            answer = 500
+            failure = StatusError(
+                _status.status(
+                    500, f"Internal error occurred: {type(exc).__name__}: {exc}", "InternalError"
+                )
+            )
+            return self._error(failure, audit_id, user)
         finally:
             self.sb.requests.append(
                 RequestRecord(
@@ -276,6 +291,9 @@ class Handler:
         rt = route.rt
         if rt is None or (route.namespace is not None and not rt.namespaced):
             raise _status.unknown_resource()
+        if rt.namespaced and route.namespace is None and route.name:
+            # Named objects of namespaced resources only live under /namespaces/NS/.
+            raise _status.unknown_resource()
         if route.subresource and route.subresource not in rt.subresources:
             raise _status.unknown_resource()
         return await self._dispatch(request, method, verb, route, rt, query, user, audit_id, fault)
@@ -380,8 +398,15 @@ class Handler:
                 return self._send(_status.success(code=201), user, audit_id, status=201)
             if sub == "token":
                 return self._token_request(rt, route, body, user, audit_id)
-            if route.name and route.namespace is None and rt.namespaced:
-                raise _status.unknown_resource()
+            if route.name:
+                raise StatusError(
+                    _status.status(
+                        405,
+                        "the server does not allow this method on the requested resource",
+                        "MethodNotAllowed",
+                        {},
+                    )
+                )
             stored = store.create(rt, namespace, body, dry_run=dry_run, manager=manager)
             return self._send_stored(request, stored, user, audit_id, rt, route.version, 201)
         if verb == "update":
@@ -404,6 +429,10 @@ class Handler:
                 route.name,
                 dry_run=dry_run,
                 preconditions=options.get("preconditions") if isinstance(options, dict) else None,
+                propagation=(
+                    query.get("propagationPolicy")
+                    or (options.get("propagationPolicy") if isinstance(options, dict) else None)
+                ),
             )
             if not gone or rt.kind in ("Pod", "Namespace") or rt.custom:
                 return self._send_stored(request, stored, user, audit_id, rt, route.version)
@@ -652,8 +681,6 @@ class Handler:
             if current is None:
                 if sub:
                     raise _status.not_found(rt.group, rt.plural, route.name)
-                body = {k: v for k, v in applied.items() if k not in ("apiVersion", "kind")}
-                body["metadata"] = dict(meta, name=route.name)
                 merged = _fields.apply(
                     None,
                     applied,
@@ -870,6 +897,7 @@ class Handler:
                 since = int(rv_param)
             except ValueError:
                 raise _status.bad_request(f"invalid resource version: {rv_param}") from None
+            store.expire()
             if since < store.compacted:
                 error = _status.status(
                     410, f"too old resource version: {since} ({store.compacted})", "Expired"
