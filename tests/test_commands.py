@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +30,12 @@ def _run(sandbox: Any, *args: str, stdin: str | None = None) -> subprocess.Compl
     )
 
 
+def _run_all(sandbox: Any, *commands: tuple[str, ...]) -> list[subprocess.CompletedProcess[str]]:
+    """Run several commands at once (each is a separate process, mostly start-up time)."""
+    with ThreadPoolExecutor(max_workers=len(commands)) as pool:
+        return list(pool.map(lambda args: _run(sandbox, *args), commands))
+
+
 def _cm(name: str, namespace: str = "default", **labels: str) -> dict[str, Any]:
     return {
         "apiVersion": "v1",
@@ -49,17 +56,22 @@ def test_get_table_name_json_and_yaml(sandbox: Any) -> None:
     """Default table, -o name, -o json and -o yaml show the same objects."""
     sandbox.create(_cm("web", tier="front"))
     sandbox.create(_cm("db", tier="back"))
-    table = _run(sandbox, "get", "cm", "-l", "tier")
+    table, names, as_json, as_yaml = _run_all(
+        sandbox,
+        ("get", "cm", "-l", "tier"),
+        ("get", "configmaps", "-l", "tier=front", "-o", "name"),
+        ("get", "configmap", "-l", "tier", "-o", "json"),
+        ("get", "ConfigMap", "web", "-o", "yaml"),
+    )
     assert table.returncode == 0, table.stderr
     lines = table.stdout.splitlines()
     assert lines[0].split() == ["NAME", "DATA", "AGE"]
     assert [line.split()[0] for line in lines[1:]] == ["db", "web"]
-    names = _run(sandbox, "get", "configmaps", "-l", "tier=front", "-o", "name")
     assert names.stdout.splitlines() == ["configmap/web"]
-    listing = json.loads(_run(sandbox, "get", "configmap", "-l", "tier", "-o", "json").stdout)
+    listing = json.loads(as_json.stdout)
     assert listing["kind"] == "List"
     assert {i["metadata"]["name"] for i in listing["items"]} == {"web", "db"}
-    one = yaml.safe_load(_run(sandbox, "get", "ConfigMap", "web", "-o", "yaml").stdout)
+    one = yaml.safe_load(as_yaml.stdout)
     assert one["metadata"]["name"] == "web"
     assert one["data"] == {"k": "v"}
 
@@ -77,12 +89,13 @@ def test_get_all_namespaces_adds_a_namespace_column(sandbox: Any) -> None:
 
 def test_get_errors_are_one_line_and_exit_1(sandbox: Any) -> None:
     """Unknown resources, missing objects and escaping names: one line, exit 1."""
-    for args, needle in (
+    cases = (
         (("get", "flibbertigibbets"), "flibbertigibbets"),
         (("get", "cm", "missing"), "NotFound"),
         (("get", "cm", "../secrets"), "name"),
-    ):
-        result = _run(sandbox, *args)
+    )
+    results = _run_all(sandbox, *(args for args, _ in cases))
+    for (_, needle), result in zip(cases, results, strict=True):
         assert result.returncode == 1
         assert result.stdout == ""
         lines = result.stderr.splitlines()
