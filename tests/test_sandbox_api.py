@@ -536,3 +536,13 @@ async def test_owner_references_cascade_or_orphan(sandbox: Sandbox) -> None:
     assert child.status_code == 404
     assert kept.status_code == 200
     assert "ownerReferences" not in kept.json()["metadata"]
+
+
+async def test_sandbox_patch_plays_a_controller(sandbox: Sandbox) -> None:
+    """sb.patch(..., subresource="status") moves a pod along, and watches see it."""
+    sandbox.create(_pod("web"))
+    rv = str(sandbox.resource_version)
+    running = sandbox.patch("pods", "web", {"status": {"phase": "Running"}}, subresource="status")
+    assert running["status"]["phase"] == "Running"
+    response = await raw_get(sandbox, f"{PODS}?watch=1&resourceVersion={rv}", max_events=1)
+    assert response.events()[0]["type"] == "MODIFIED"

@@ -26,6 +26,15 @@ trio code (and kubectl) can all talk to it::
 The pytest plugin (entry point ``asyncpod``) gives the fixtures ``sandbox``
 (one server per session, reset to a fresh cluster for every test) and
 ``pod_environment``.
+
+Not imitated: controllers (a Deployment makes no pods, pods stay Pending
+until a test patches their status), admission and schema validation
+(``fieldValidation`` is accepted and ignored; CRD schemas are not pruned or
+defaulted), HTTP/2, protobuf or YAML answers (JSON always; protobuf request
+bodies are read for common kinds), aggregated discovery (the plain documents
+are served, as for an old server), exec/attach/port-forward, graceful
+termination (deletes are immediate unless finalizers hold them), RBAC objects
+(an ordered rule table stands in), and the ``Server`` header that aiohttp adds.
 """
 
 from asyncpod.testing._auth import AccessRules, Rule, User

@@ -23,6 +23,7 @@ from aiohttp import web
 
 from asyncpod.testing._auth import AccessRules, Authenticator
 from asyncpod.testing._faults import Faults, RequestLog
+from asyncpod.testing._patch import merge_patch
 from asyncpod.testing._pki import shared_pki
 from asyncpod.testing._podenv import PodEnvironment
 from asyncpod.testing._resources import ResourceType
@@ -372,6 +373,32 @@ class Sandbox:
         """Every stored object of a resource (in one namespace, or all)."""
         rt = self._type(resource)
         return self._call(lambda: [s.copy() for s in self._store.select(rt, namespace)[0]])
+
+    def patch(
+        self,
+        resource: str,
+        name: str,
+        patch: dict[str, Any],
+        *,
+        namespace: str | None = "default",
+        subresource: str | None = None,
+    ) -> dict[str, Any]:
+        """Merge-patch an object, as a controller would (``subresource="status"`` for status).
+
+        Example: ``sb.patch("pods", "web", {"status": {"phase": "Running"}},
+        subresource="status")``.
+        """
+        rt = self._type(resource)
+
+        def run() -> dict[str, Any]:
+            current = self._store.get(rt, namespace, name)
+            new = merge_patch(current.copy(), patch)
+            stored = self._store.replace_object(
+                rt, namespace, name, new, manager="sandbox", subresource=subresource
+            )
+            return stored.copy()
+
+        return self._call(run)
 
     def delete(self, resource: str, name: str, *, namespace: str | None = "default") -> None:
         """Delete an object (finalizers are honoured)."""

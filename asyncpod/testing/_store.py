@@ -884,6 +884,25 @@ def _image_pull_policy(image: str) -> str:
     return "IfNotPresent"
 
 
+def _pod_spec_defaults(spec: dict[str, Any]) -> None:
+    for container in [*spec.get("initContainers", []), *spec.get("containers", [])]:
+        if isinstance(container, dict):
+            container.setdefault("resources", {})
+            container.setdefault("terminationMessagePath", "/dev/termination-log")
+            container.setdefault("terminationMessagePolicy", "File")
+            container.setdefault(
+                "imagePullPolicy", _image_pull_policy(str(container.get("image", "")))
+            )
+            for port in container.get("ports") or []:
+                if isinstance(port, dict):
+                    port.setdefault("protocol", "TCP")
+    spec.setdefault("restartPolicy", "Always")
+    spec.setdefault("terminationGracePeriodSeconds", 30)
+    spec.setdefault("dnsPolicy", "ClusterFirst")
+    spec.setdefault("securityContext", {})
+    spec.setdefault("schedulerName", "default-scheduler")
+
+
 def _defaults(rt: ResourceType, obj: dict[str, Any]) -> None:
     """The defaults the API server fills in for the built-in kinds."""
     obj["metadata"] = _ordered_metadata(obj["metadata"])
@@ -897,27 +916,19 @@ def _defaults(rt: ResourceType, obj: dict[str, Any]) -> None:
         obj.setdefault("status", {}).setdefault("phase", "Active")
     elif kind == "Pod":
         spec = obj.setdefault("spec", {})
-        for container in [*spec.get("initContainers", []), *spec.get("containers", [])]:
-            if isinstance(container, dict):
-                container.setdefault("resources", {})
-                container.setdefault("terminationMessagePath", "/dev/termination-log")
-                container.setdefault("terminationMessagePolicy", "File")
-                container.setdefault(
-                    "imagePullPolicy", _image_pull_policy(str(container.get("image", "")))
-                )
-        spec.setdefault("restartPolicy", "Always")
-        spec.setdefault("terminationGracePeriodSeconds", 30)
-        spec.setdefault("dnsPolicy", "ClusterFirst")
-        spec.setdefault("serviceAccountName", "default")
+        _pod_spec_defaults(spec)
+        # What pod defaulting and the service-account and priority admission add.
+        spec.setdefault("serviceAccountName", spec.get("serviceAccount", "default"))
         spec.setdefault("serviceAccount", spec["serviceAccountName"])
-        spec.setdefault("securityContext", {})
-        spec.setdefault("schedulerName", "default-scheduler")
         spec.setdefault("enableServiceLinks", True)
         spec.setdefault("priority", 0)
         spec.setdefault("preemptionPolicy", "PreemptLowerPriority")
         obj.setdefault("status", {"phase": "Pending", "qosClass": "BestEffort"})
     elif kind == "Deployment":
         spec = obj.setdefault("spec", {})
+        template = spec.get("template")
+        if isinstance(template, dict) and isinstance(template.get("spec"), dict):
+            _pod_spec_defaults(template["spec"])
         spec.setdefault("replicas", 1)
         spec.setdefault(
             "strategy",
