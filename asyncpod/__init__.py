@@ -5,6 +5,7 @@ from asyncpod._ca import CAWatcher
 from asyncpod._chain import load_config
 from asyncpod._client import Client
 from asyncpod._config import Config, ExecProvider
+from asyncpod._discovery import Resource
 from asyncpod._errors import (
     APIError,
     AsyncpodError,
@@ -14,6 +15,7 @@ from asyncpod._errors import (
     ForbiddenError,
     GoneError,
     InvalidError,
+    InvalidNameError,
     NotFoundError,
     ProtocolError,
     RequestTimeoutError,
@@ -25,7 +27,10 @@ from asyncpod._errors import (
 )
 from asyncpod._exec import ExecAuth
 from asyncpod._headers import Headers
+from asyncpod._informer import Change, Informer
 from asyncpod._models import ByteStream, Request, Response
+from asyncpod._paths import ALL
+from asyncpod._resources import ListIterator
 from asyncpod._token import TokenFile
 from asyncpod._transport import (
     ENGINES,
@@ -39,10 +44,12 @@ from asyncpod._transport import (
     UnixEndpoint,
     choose_engine,
 )
+from asyncpod._watch import Watch, WatchDecoder, WatchEvent
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "ALL",
     "ENGINES",
     "APIError",
     "AsyncpodError",
@@ -50,6 +57,7 @@ __all__ = [
     "BadRequestError",
     "ByteStream",
     "CAWatcher",
+    "Change",
     "Client",
     "Config",
     "ConfigError",
@@ -62,13 +70,17 @@ __all__ = [
     "GoneError",
     "HTTPSEndpoint",
     "Headers",
+    "Informer",
     "InvalidError",
+    "InvalidNameError",
+    "ListIterator",
     "NoAuth",
     "NotFoundError",
     "ProtocolError",
     "ProxyEndpoint",
     "Request",
     "RequestTimeoutError",
+    "Resource",
     "Response",
     "ServerError",
     "StaticTLS",
@@ -81,6 +93,9 @@ __all__ = [
     "UnauthorizedError",
     "UnixEndpoint",
     "UnknownResourceError",
+    "Watch",
+    "WatchDecoder",
+    "WatchEvent",
     "__version__",
     "choose_engine",
     "load_config",
