@@ -15,6 +15,7 @@ from asyncpod import (
     ProtocolError,
     Request,
     Response,
+    ResponseTooLargeError,
     TransportError,
     UnixEndpoint,
 )
@@ -69,6 +70,8 @@ class AiohttpTransport:
         endpoint: where to send requests.
         max_connections: the size of the keep-alive pool.
         connect_timeout: seconds to open a connection, TLS handshake included.
+        max_response_size: the most bytes of a non-streaming body read into
+            memory; a larger body raises ``ResponseTooLargeError``.
     """
 
     def __init__(
@@ -77,8 +80,10 @@ class AiohttpTransport:
         *,
         max_connections: int = 100,
         connect_timeout: float | None = 10.0,
+        max_response_size: int | None = None,
     ) -> None:
         self.endpoint = endpoint
+        self._max_size = max_response_size
         self._strip_credentials = not isinstance(endpoint, HTTPSEndpoint)
         connector: aiohttp.BaseConnector
         if isinstance(endpoint, UnixEndpoint):
@@ -135,7 +140,13 @@ class AiohttpTransport:
                 reason=response.reason or "",
             )
         try:
-            content = await response.read()
+            if self._max_size is None:
+                content = await response.read()
+            else:
+                content = await _read_limited(response, self._max_size, what)
+        except ResponseTooLargeError:
+            response.close()
+            raise
         except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
             response.close()
             raise _map_error(exc, what, sent=True) from exc
@@ -152,3 +163,20 @@ class AiohttpTransport:
 
     async def aclose(self) -> None:
         await self._session.close()
+
+
+async def _read_limited(response: aiohttp.ClientResponse, limit: int, what: str) -> bytes:
+    """The whole body, unless it is larger than ``limit`` bytes."""
+    length = response.content_length
+    if length is not None and length > limit:
+        msg = f"{what}: the answer announces {length} bytes, more than the limit of {limit}"
+        raise ResponseTooLargeError(msg)
+    chunks: list[bytes] = []
+    size = 0
+    while chunk := await response.content.readany():
+        size += len(chunk)
+        if size > limit:
+            msg = f"{what}: the answer is more than the limit of {limit} bytes"
+            raise ResponseTooLargeError(msg)
+        chunks.append(chunk)
+    return chunks[0] if len(chunks) == 1 else b"".join(chunks)
