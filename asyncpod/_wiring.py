@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from asyncpod._auth import Auth, NoAuth, StaticToken
 from asyncpod._config import Config
+from asyncpod._credentials import check_token, read_token_file
 from asyncpod._errors import ConfigError
 from asyncpod._tls import create_ssl_context
 from asyncpod._transport import (
@@ -38,7 +39,7 @@ def make_endpoint(config: Config) -> Endpoint:
 def make_auth(config: Config) -> Auth:
     """The credentials that ``config`` names."""
     if config.token is not None:
-        return StaticToken(config.token)
+        return StaticToken(check_token(config.token, f"the token of the {config.source} config"))
     if config.token_file is not None:
-        return StaticToken(config.token_file.read_text().strip())
+        return StaticToken(read_token_file(config.token_file))
     return NoAuth()

@@ -7,6 +7,7 @@ import ssl
 from collections.abc import Mapping
 
 import aiohttp
+from multidict import CIMultiDict, CIMultiDictProxy
 from yarl import URL
 
 from asyncpod import (
@@ -47,7 +48,27 @@ class _AiohttpStream:
             response.close()
 
 
+def _scrub(exc: BaseException) -> None:
+    """Redact credentials that aiohttp keeps in an exception's request info.
+
+    ``ClientResponseError`` carries the request headers, and the mapped error
+    chains it: without this, the bearer token would be one ``repr`` away.
+    """
+    if isinstance(exc, aiohttp.ClientResponseError):
+        info = exc.request_info
+        if any(name.lower() in _CREDENTIAL_HEADERS for name in info.headers):
+            headers = CIMultiDict(
+                (name, "<redacted>" if name.lower() in _CREDENTIAL_HEADERS else value)
+                for name, value in info.headers.items()
+            )
+            exc.request_info = aiohttp.RequestInfo(
+                info.url, info.method, CIMultiDictProxy(headers), info.real_url
+            )
+            exc.args = (exc.request_info, *exc.args[1:])
+
+
 def _map_error(exc: BaseException, what: str, *, sent: bool) -> TransportError:
+    _scrub(exc)
     if isinstance(exc, aiohttp.ClientConnectorCertificateError):
         return TransportError(
             f"{what}: TLS verification failed: {exc.certificate_error}", sent=False
