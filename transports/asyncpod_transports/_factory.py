@@ -23,5 +23,11 @@ def create_transport(
             connect_timeout=connect_timeout,
             max_response_size=max_response_size,
         )
+    if engine == "anyio":
+        from asyncpod_transports._anyio import AnyioTransport
+
+        return AnyioTransport(
+            endpoint, max_connections=max_connections, connect_timeout=connect_timeout
+        )
     msg = f"engine {engine!r} is not available"
     raise ConfigError(msg)
