@@ -27,7 +27,10 @@ def create_transport(
         from asyncpod_transports._anyio import AnyioTransport
 
         return AnyioTransport(
-            endpoint, max_connections=max_connections, connect_timeout=connect_timeout
+            endpoint,
+            max_connections=max_connections,
+            connect_timeout=connect_timeout,
+            max_response_size=max_response_size,
         )
     msg = f"engine {engine!r} is not available"
     raise ConfigError(msg)
