@@ -1,9 +1,10 @@
 """asyncpod: a fast async client for the Kubernetes API, on asyncio and trio."""
 
 from asyncpod._auth import Auth, NoAuth, StaticToken
+from asyncpod._ca import CAWatcher
 from asyncpod._chain import load_config
 from asyncpod._client import Client
-from asyncpod._config import Config
+from asyncpod._config import Config, ExecProvider
 from asyncpod._errors import (
     APIError,
     AsyncpodError,
@@ -32,9 +33,11 @@ from asyncpod._events import (
     TokenReloadEvent,
     WatchReconnectEvent,
 )
+from asyncpod._exec import ExecAuth
 from asyncpod._headers import Headers
 from asyncpod._models import ByteStream, Request, Response
 from asyncpod._retry import RetryPolicy
+from asyncpod._token import TokenFile
 from asyncpod._transport import (
     ENGINES,
     Endpoint,
@@ -58,6 +61,7 @@ __all__ = [
     "BadRequestError",
     "ByteStream",
     "CAReloadEvent",
+    "CAWatcher",
     "Client",
     "Config",
     "ConfigError",
@@ -66,6 +70,8 @@ __all__ = [
     "Engine",
     "Event",
     "EventHook",
+    "ExecAuth",
+    "ExecProvider",
     "ForbiddenError",
     "GoneError",
     "HTTPSEndpoint",
@@ -86,6 +92,7 @@ __all__ = [
     "StaticTLS",
     "StaticToken",
     "TLSContextSource",
+    "TokenFile",
     "TokenReloadEvent",
     "TooManyRequestsError",
     "Transport",

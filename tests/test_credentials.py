@@ -36,7 +36,7 @@ def test_missing_file(tmp_path: Path) -> None:
 
 def test_newline_inside_token_refused() -> None:
     """A token with an inner newline could inject a header: refused without echoing it."""
-    with pytest.raises(ConfigError, match="byte 5") as caught:
+    with pytest.raises(ConfigError, match="offset 5") as caught:
         check_token("abcde\r\nX-Evil: 1", "the token of the kubeconfig config")
     assert "Evil" not in str(caught.value)
 
