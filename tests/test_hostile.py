@@ -255,3 +255,34 @@ async def test_tls_verified_without_ca(
             await k8s.get_json("/api")
     assert not caught.value.sent
     assert tls_server.requests == []
+
+
+async def test_only_the_kubeconfig_flag_turns_verification_off(
+    tls_server: FaultServer,
+    make_client: ClientFactory,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """insecure-skip-tls-verify in a kubeconfig connects without the CA, with a warning."""
+    kubeconfig = tmp_path / "config"
+    for insecure in (False, True):
+        kubeconfig.write_text(
+            f"""
+apiVersion: v1
+kind: Config
+current-context: c
+contexts: [{{name: c, context: {{cluster: k, user: u}}}}]
+clusters: [{{name: k, cluster: {{server: "{tls_server.url}", insecure-skip-tls-verify: {str(insecure).lower()}}}}}]
+users: [{{name: u, user: {{token: {TOKEN}}}}}]
+"""
+        )
+        config = Config.from_kubeconfig(kubeconfig)
+        async with make_client(config, retries=0) as k8s:
+            if insecure:
+                await k8s.get_json("/api")
+            else:
+                with pytest.raises(TransportError, match=r"TLS|certificate"):
+                    await k8s.get_json("/api")
+    assert len(tls_server.requests) == 1
+    assert "NOT verified" in caplog.text
+    assert TOKEN not in caplog.text
