@@ -272,7 +272,9 @@ apiVersion: v1
 kind: Config
 current-context: c
 contexts: [{{name: c, context: {{cluster: k, user: u}}}}]
-clusters: [{{name: k, cluster: {{server: "{tls_server.url}", insecure-skip-tls-verify: {str(insecure).lower()}}}}}]
+clusters:
+- name: k
+  cluster: {{server: "{tls_server.url}", insecure-skip-tls-verify: {str(insecure).lower()}}}
 users: [{{name: u, user: {{token: {TOKEN}}}}}]
 """
         )
