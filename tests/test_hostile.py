@@ -10,15 +10,6 @@ from typing import Any
 
 import anyio
 import pytest
-from _faultserver import (
-    FaultServer,
-    big_body,
-    hang,
-    huge_header,
-    respond,
-    status_error,
-    truncated_chunked,
-)
 
 from asyncpod import (
     APIError,
@@ -33,6 +24,15 @@ from asyncpod import (
     TransportError,
 )
 from asyncpod._transport import ProxyEndpoint
+from tests._faultserver import (
+    FaultServer,
+    big_body,
+    hang,
+    huge_header,
+    respond,
+    status_error,
+    truncated_chunked,
+)
 
 pytestmark = pytest.mark.anyio
 

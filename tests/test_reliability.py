@@ -9,15 +9,6 @@ from typing import Any
 
 import anyio
 import pytest
-from _faultserver import (
-    FaultServer,
-    drop,
-    hang,
-    respond,
-    slow,
-    status_error,
-    wait_until,
-)
 
 import asyncpod
 from asyncpod import (
@@ -33,6 +24,15 @@ from asyncpod import (
     TransportError,
 )
 from asyncpod._transport import ProxyEndpoint
+from tests._faultserver import (
+    FaultServer,
+    drop,
+    hang,
+    respond,
+    slow,
+    status_error,
+    wait_until,
+)
 
 pytestmark = pytest.mark.anyio
 
