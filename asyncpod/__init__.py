@@ -5,6 +5,7 @@ from asyncpod._ca import CAWatcher
 from asyncpod._chain import load_config
 from asyncpod._client import Client
 from asyncpod._config import Config, ExecProvider
+from asyncpod._discovery import Resource
 from asyncpod._errors import (
     APIError,
     AsyncpodError,
@@ -14,6 +15,7 @@ from asyncpod._errors import (
     ForbiddenError,
     GoneError,
     InvalidError,
+    InvalidNameError,
     NotFoundError,
     ProtocolError,
     RequestTimeoutError,
@@ -35,7 +37,10 @@ from asyncpod._events import (
 )
 from asyncpod._exec import ExecAuth
 from asyncpod._headers import Headers
+from asyncpod._informer import Change, Informer
 from asyncpod._models import ByteStream, Request, Response
+from asyncpod._paths import ALL
+from asyncpod._resources import ListIterator
 from asyncpod._retry import RetryPolicy
 from asyncpod._token import TokenFile
 from asyncpod._transport import (
@@ -50,10 +55,12 @@ from asyncpod._transport import (
     UnixEndpoint,
     choose_engine,
 )
+from asyncpod._watch import Watch, WatchDecoder, WatchEvent
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "ALL",
     "ENGINES",
     "APIError",
     "AsyncpodError",
@@ -62,6 +69,7 @@ __all__ = [
     "ByteStream",
     "CAReloadEvent",
     "CAWatcher",
+    "Change",
     "Client",
     "Config",
     "ConfigError",
@@ -76,7 +84,10 @@ __all__ = [
     "GoneError",
     "HTTPSEndpoint",
     "Headers",
+    "Informer",
     "InvalidError",
+    "InvalidNameError",
+    "ListIterator",
     "NoAuth",
     "NotFoundError",
     "ProtocolError",
@@ -84,6 +95,7 @@ __all__ = [
     "Request",
     "RequestEvent",
     "RequestTimeoutError",
+    "Resource",
     "Response",
     "ResponseTooLargeError",
     "RetryEvent",
@@ -100,6 +112,9 @@ __all__ = [
     "UnauthorizedError",
     "UnixEndpoint",
     "UnknownResourceError",
+    "Watch",
+    "WatchDecoder",
+    "WatchEvent",
     "WatchReconnectEvent",
     "__version__",
     "choose_engine",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import logging
 import math
@@ -26,6 +27,7 @@ from asyncpod._errors import (
 from asyncpod._events import EventHook, RequestEvent, RetryEvent, emit
 from asyncpod._models import Request, Response
 from asyncpod._ratelimit import RateLimiter
+from asyncpod._resources import ResourceMixin
 from asyncpod._retry import Retry, RetryPolicy
 from asyncpod._status import api_error, parse_retry_after
 from asyncpod._target import Params, build_target
@@ -68,7 +70,7 @@ def create_transport(
     return transport
 
 
-class Client:
+class Client(ResourceMixin):
     """An async client of one Kubernetes API server.
 
     Use it as an async context manager; it owns a connection pool.
@@ -157,6 +159,7 @@ class Client:
 
     async def aclose(self) -> None:
         """Close the connection pool (when the client created it)."""
+        await self._close_open_streams()
         transport, self._transport = self._transport, None
         if transport is not None and self._owns_transport:
             with anyio.CancelScope(shield=True):
@@ -220,7 +223,7 @@ class Client:
                     # The credentials were refreshed: one more try, not counted
                     # as a retry (DESIGN.md "Auth: the rotating token").
                     reauthorized = True
-                    await response.aclose()
+                    await _discard(response, stream)
                     continue
                 if not policy.is_retryable_status(status):
                     return response
@@ -229,7 +232,7 @@ class Client:
                 retry = policy.on_status(method, status, retry_after, attempt, _remaining())
                 if retry is None:
                     return response
-                await response.aclose()
+                await _discard(response, stream)
                 detail = response.reason or ""
             # Sleep outside the except block, so that a cancellation during
             # the wait does not chain the transport error.
@@ -359,6 +362,19 @@ async def _read_bounded(response: Response, limit: int) -> bytes:
         if size >= limit:
             break
     return b"".join(chunks)[:limit]
+
+
+async def _discard(response: Response, stream: bool) -> None:
+    """Release an answer that is about to be retried."""
+    try:
+        if stream:
+            # Read the short Status body so that the connection ends cleanly
+            # and can carry the retry.
+            with contextlib.suppress(TransportError):
+                await _read_bounded(response, MAX_ERROR_BODY)
+    finally:
+        with anyio.CancelScope(shield=True):
+            await response.aclose()
 
 
 def _remaining() -> float | None:

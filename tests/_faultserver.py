@@ -139,6 +139,29 @@ def big_body(size: int, *, announce: bool = True) -> Action:
     return action
 
 
+def watch_lines(lines: list[bytes], *, then_hang: bool = False) -> Action:
+    """A chunked watch answer of ``lines`` (each sent as one chunk), then end or hang."""
+
+    async def action(
+        seen: Seen, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> bool:
+        writer.write(
+            _head(200, {"Content-Type": "application/json", "Transfer-Encoding": "chunked"})
+        )
+        for line in lines:
+            data = line + b"\n"
+            writer.write(f"{len(data):x}\r\n".encode() + data + b"\r\n")
+            await writer.drain()
+        if then_hang:
+            await reader.read()
+            return False
+        writer.write(b"0\r\n\r\n")
+        await writer.drain()
+        return True
+
+    return action
+
+
 def slow(delay: float, then: Action | None = None) -> Action:
     """Wait ``delay`` seconds, then act as ``then`` (a plain 200 by default)."""
     after = then or respond()

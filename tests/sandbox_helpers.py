@@ -84,7 +84,6 @@ async def raw_get(
         await stream.send(request.encode())
         buffer = b""
         chunks: list[bytes] = []
-        ended = False
 
         async def fill() -> bool:
             nonlocal buffer

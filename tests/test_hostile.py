@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import traceback
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -19,6 +20,7 @@ from asyncpod import (
     ConfigError,
     ProtocolError,
     Request,
+    Resource,
     ResponseTooLargeError,
     RetryPolicy,
     TransportError,
@@ -32,6 +34,8 @@ from tests._faultserver import (
     respond,
     status_error,
     truncated_chunked,
+    wait_until,
+    watch_lines,
 )
 
 pytestmark = pytest.mark.anyio
@@ -288,3 +292,38 @@ users: [{{name: u, user: {{token: {TOKEN}}}}}]
     assert len(tls_server.requests) == 1
     assert "NOT verified" in caplog.text
     assert TOKEN not in caplog.text
+
+
+CONFIGMAPS = Resource("", "v1", "configmaps", "ConfigMap", True)
+
+
+def _event(name: str, version: str) -> bytes:
+    obj = {"kind": "ConfigMap", "metadata": {"name": name, "resourceVersion": version}}
+    return json.dumps({"type": "ADDED", "object": obj}).encode()
+
+
+async def test_watch_line_not_json(server: FaultServer, make_client: ClientFactory) -> None:
+    """A watch line that is not JSON ends the watch with ProtocolError and releases the socket."""
+    server.next(watch_lines([_event("a", "5"), b"<html>oops</html>"], then_hang=True))
+    names: list[str] = []
+
+    async def consume(k8s: Client) -> None:
+        async for event in k8s.watch(CONFIGMAPS, resource_version="1"):
+            names.append(event.object["metadata"]["name"])
+
+    async with make_client(server) as k8s:
+        with anyio.fail_after(5), pytest.raises(ProtocolError):
+            await consume(k8s)
+    # The good event is lost when both lines arrive in one read: the decoder
+    # raises for the whole chunk.
+    assert names in ([], ["a"])
+    assert server.open_connections == 0 or await wait_until(lambda: server.open_connections == 0)
+
+
+async def test_watch_line_too_long(server: FaultServer, make_client: ClientFactory) -> None:
+    """A watch line longer than max_object_size raises ProtocolError instead of growing."""
+    server.next(watch_lines([b'{"type": "ADDED", "object": {"x": "' + b"a" * 100_000]))
+    async with make_client(server) as k8s:
+        watch = k8s.watch(CONFIGMAPS, resource_version="1", max_object_size=10_000)
+        with anyio.fail_after(5), pytest.raises(ProtocolError):
+            await watch.__anext__()

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import json
-from urllib.parse import urlencode
 from typing import Any
+from urllib.parse import urlencode
 
 import anyio
-import httpx
 import pytest
 
 from asyncpod.testing import Sandbox

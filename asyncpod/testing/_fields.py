@@ -368,7 +368,13 @@ def apply(
         ApplyConflict: other managers own some applied fields with other values
             and ``force`` is false.
     """
-    applied_flat = _flat_for(applied, subresource, split_status)
+    # An applier owns the entries it sets, not a map itself (unlike an Update
+    # that creates the map); elements of keyed lists it names it does own.
+    applied_flat = {
+        p: v
+        for p, v in _flat_for(applied, subresource, split_status).items()
+        if not (v is NODE and p[-1].startswith("f:"))
+    }
     live_flat = _flat_for(live, subresource, split_status) if live else {}
     entries = [(e, _entry_paths(e)) for e in _entries(live)]
     conflicts: list[tuple[str, str, Path]] = []

@@ -745,7 +745,10 @@ class Handler:
     async def _review(
         self, request: web.BaseRequest, route: Route, user: User, audit_id: str
     ) -> web.Response:
-        body = await _read_json(request, empty_ok=True) or {}
+        if "protobuf" in request.headers.get("Content-Type", ""):
+            body = _protobuf_review(await request.read())
+        else:
+            body = await _read_json(request, empty_ok=True) or {}
         if route.plural == "selfsubjectreviews":
             answer = {
                 "kind": "SelfSubjectReview",
@@ -1006,6 +1009,15 @@ def _parse_rest(rest: list[str]) -> Route:
     return route
 
 
+def _protobuf_review(raw: bytes) -> dict[str, Any]:
+    from asyncpod.testing._protobuf import decode_object
+
+    try:
+        return decode_object(raw)
+    except ValueError:
+        return {}
+
+
 def _both(first: Matcher | None, second: Matcher | None) -> Matcher | None:
     if first is None or second is None:
         return first or second
@@ -1029,15 +1041,19 @@ def _matchers(query: Mapping[str, str], rt: ResourceType) -> tuple[Matcher | Non
 async def _read_json(request: web.BaseRequest, *, empty_ok: bool = False) -> Any:
     raw = await request.read()
     if "protobuf" in request.headers.get("Content-Type", ""):
-        raise StatusError(
-            _status.status(
-                415,
-                "the body of the request was in an unknown format - accepted media types "
-                "include: application/json, application/yaml",
-                "UnsupportedMediaType",
-                {},
-            )
-        )
+        from asyncpod.testing._protobuf import decode_object
+
+        try:
+            return decode_object(raw)
+        except ValueError as exc:
+            raise StatusError(
+                _status.status(
+                    415,
+                    f"{exc}; send application/json or application/yaml",
+                    "UnsupportedMediaType",
+                    {},
+                )
+            ) from None
     if not raw.strip():
         if empty_ok:
             return None

@@ -528,7 +528,8 @@ class Store:
             fresh["generation"] = 1
         fresh["creationTimestamp"] = now
         for key, value in metadata.items():
-            if key not in fresh and key not in ("managedFields", "selfLink"):
+            keep = key != "managedFields" or apply_manager is not None
+            if key not in fresh and key != "selfLink" and keep:
                 fresh[key] = value
         obj["metadata"] = fresh
         _defaults(rt, obj)
