@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import socket
 import warnings
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
@@ -372,3 +374,28 @@ async def test_no_rate_limit_by_default(server: FaultServer, make_client: Client
         for _ in range(50):
             await k8s.get_json("/api")
         assert anyio.current_time() - start < 2.0
+
+
+async def test_connect_timeout(make_client: ClientFactory) -> None:
+    """A server whose accept queue is full gives RequestTimeoutError at connect_timeout, unsent."""
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(0)
+        port = listener.getsockname()[1]
+        # Fill the accept queue: the kernel then drops further SYNs.
+        fillers = [socket.socket() for _ in range(3)]
+        try:
+            for filler in fillers:
+                filler.setblocking(False)
+                with contextlib.suppress(BlockingIOError):
+                    filler.connect(("127.0.0.1", port))
+            config = Config.proxy(f"http://127.0.0.1:{port}")
+            async with make_client(config, connect_timeout=0.2, retries=0, timeout=5) as k8s:
+                start = anyio.current_time()
+                with pytest.raises(RequestTimeoutError) as caught:
+                    await k8s.request("POST", "/api/v1/namespaces/default/pods", json={})
+                assert anyio.current_time() - start < 1.5
+            assert not caught.value.sent
+        finally:
+            for filler in fillers:
+                filler.close()

@@ -15,6 +15,7 @@ from asyncpod import (
     HTTPSEndpoint,
     ProtocolError,
     Request,
+    RequestTimeoutError,
     Response,
     ResponseTooLargeError,
     TransportError,
@@ -22,6 +23,10 @@ from asyncpod import (
 )
 
 _CREDENTIAL_HEADERS = frozenset({"authorization", "proxy-authorization"})
+# aiohttp 3.10 tells a connect timeout apart from a read timeout.
+_CONNECT_TIMEOUT: type[BaseException] = getattr(
+    aiohttp, "ConnectionTimeoutError", aiohttp.ServerTimeoutError
+)
 
 
 class _AiohttpStream:
@@ -69,6 +74,9 @@ def _scrub(exc: BaseException) -> None:
 
 def _map_error(exc: BaseException, what: str, *, sent: bool) -> TransportError:
     _scrub(exc)
+    if isinstance(exc, _CONNECT_TIMEOUT):
+        # No connection, so nothing was sent: safe to retry for every verb.
+        return RequestTimeoutError(f"{what}: could not connect in time: {exc}", sent=False)
     if isinstance(exc, aiohttp.ClientConnectorCertificateError):
         return TransportError(
             f"{what}: TLS verification failed: {exc.certificate_error}", sent=False
