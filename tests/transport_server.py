@@ -9,6 +9,7 @@ and how many connections are open on each listener.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import json
 import ssl
@@ -173,10 +174,8 @@ class TransportTestServer:
                 pass
             finally:
                 writer.close()
-                try:
+                with contextlib.suppress(ConnectionError, ssl.SSLError, asyncio.CancelledError):
                     await writer.wait_closed()
-                except (ConnectionError, ssl.SSLError, asyncio.CancelledError):
-                    pass
                 with self.lock:
                     self.open[listener] -= 1
                 self._handlers.discard(task)
@@ -219,7 +218,7 @@ class TransportTestServer:
             if "drop_next" in query:
                 drop_next = True
             if "close_idle" in query:
-                await asyncio.sleep(0.05)
+                await asyncio.sleep(0.01)
                 return
             conn.start_next_cycle()
 
@@ -235,7 +234,7 @@ class TransportTestServer:
         if path.startswith("/status/"):
             code = int(path.rsplit("/", 1)[1])
             body = status_body(code) if code >= 400 else b'{"kind":"Ok"}'
-            await _send(conn, writer, code, body)
+            await _send(conn, writer, code, body, head=record.method == "HEAD")
         elif path == "/echo":
             if "delay" in query:
                 await asyncio.sleep(float(query["delay"][0]))
@@ -320,13 +319,18 @@ async def _send(
     status: int,
     body: bytes,
     content_type: str = "application/json",
+    *,
+    head: bool = False,
 ) -> None:
     headers = [
         ("content-type", content_type),
         ("content-length", str(len(body))),
         ("audit-id", "00000000-0000-0000-0000-000000000000"),
     ]
+    if status == 302:
+        headers.append(("location", "/status/200"))
     writer.write(conn.send(h11.Response(status_code=status, headers=headers)))
-    writer.write(conn.send(h11.Data(data=body)))
+    if status not in (204, 304) and not head:
+        writer.write(conn.send(h11.Data(data=body)))
     writer.write(conn.send(h11.EndOfMessage()))
     await writer.drain()

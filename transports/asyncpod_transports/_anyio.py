@@ -57,7 +57,9 @@ class _Connection:
         self.exchange = Exchange()
         self.reused = False
         self.received = False
-        self.sock: socket.socket | None = stream.extra(anyio.abc.SocketAttribute.raw_socket, None)
+        self.sock: socket.socket | None = stream.extra(  # noqa: S610 - anyio, not Django
+            anyio.abc.SocketAttribute.raw_socket, None
+        )
 
     def idle_and_open(self) -> bool:
         """False when the server closed (or wrote to) this idle connection.
@@ -176,7 +178,8 @@ class _Body:
         conn, self._conn = self._conn, None
         if conn is None:
             return
-        if conn.exchange.complete and not conn.exchange.body:
+        if conn.exchange.complete:
+            # The whole body has arrived (maybe unread): the connection is clean.
             await self._transport._release(conn)
         else:
             # Skipping the rest of an unread body would cost its transfer:

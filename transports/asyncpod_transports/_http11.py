@@ -8,7 +8,7 @@ statuses.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 
 import httptools
 
@@ -26,7 +26,7 @@ _TRANSPORT_HEADERS = frozenset(
 )
 
 
-def _check(text: str, what: str) -> None:
+def check_field(text: str, what: str) -> None:
     # A CR or LF in a header would let the caller's data start a new header or
     # a second request (request smuggling); refuse it before anything is sent.
     for bad in _FORBIDDEN:
@@ -50,15 +50,15 @@ def request_head(request: Request, host: str, *, strip_credentials: bool) -> byt
             is not Latin-1 (the message names it, never its value).
     """
     target = request.target
-    _check(target, "the request target")
+    check_field(target, "the request target")
     lines = [f"{request.method} {target} HTTP/1.1\r\nHost: {host}\r\n"]
     headers: Mapping[str, str] = request.headers
     for name, value in headers.items():
         lower = name.lower()
         if lower in _TRANSPORT_HEADERS or (strip_credentials and lower in _CREDENTIAL_HEADERS):
             continue
-        _check(name, f"the name of header {name!r}")
-        _check(value, f"header {name!r}")
+        check_field(name, f"the name of header {name!r}")
+        check_field(value, f"header {name!r}")
         lines.append(f"{name}: {value}\r\n")
     content = request.content
     if content is not None:
@@ -72,6 +72,55 @@ def request_head(request: Request, host: str, *, strip_credentials: bool) -> byt
     except UnicodeEncodeError as exc:
         msg = "a header or the request target is not Latin-1 text; it was not sent"
         raise ValueError(msg) from exc
+
+
+def check_request(request: Request) -> None:
+    """Refuse a target or header that could break out of its field.
+
+    Raises:
+        ValueError: a header or the target contains CR, LF or NUL.
+    """
+    check_field(request.target, "the request target")
+    for name, value in request.headers.items():
+        check_field(name, f"the name of header {name!r}")
+        check_field(value, f"header {name!r}")
+
+
+class LazyHeaders(Mapping[str, str]):
+    """Response headers that are decoded only if someone looks at them.
+
+    Most successful answers are read for their body alone; decoding a dozen
+    header fields per response would be a good part of the parsing cost.
+    """
+
+    __slots__ = ("_decoded", "_raw")
+
+    def __init__(self, raw: list[tuple[bytes, bytes]]) -> None:
+        self._raw = raw
+        self._decoded: Headers | None = None
+
+    def _headers(self) -> Headers:
+        decoded = self._decoded
+        if decoded is None:
+            decoded = self._decoded = Headers(
+                (n.decode("latin-1"), v.decode("latin-1")) for n, v in self._raw
+            )
+        return decoded
+
+    def __getitem__(self, name: str) -> str:
+        return self._headers()[name]
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._headers()
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._headers())
+
+    def __len__(self) -> int:
+        return len(self._headers())
+
+    def __repr__(self) -> str:
+        return repr(self._headers())
 
 
 class Exchange:
@@ -152,9 +201,9 @@ class Exchange:
         self.keep_alive = False
         return True
 
-    def headers(self) -> Headers:
-        """The response headers, decoded."""
-        return Headers((n.decode("latin-1"), v.decode("latin-1")) for n, v in self.raw_headers)
+    def headers(self) -> LazyHeaders:
+        """The response headers, decoded when first looked at."""
+        return LazyHeaders(self.raw_headers)
 
     def take_body(self) -> bytes:
         """The body bytes parsed so far, removed from the buffer."""
