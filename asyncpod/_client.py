@@ -186,8 +186,16 @@ class Client(ResourceMixin):
         return target, request_headers, content
 
     async def _send(
-        self, method: str, target: str, headers: dict[str, str], content: bytes | None, stream: bool
+        self,
+        method: str,
+        target: str,
+        headers: dict[str, str],
+        content: bytes | None,
+        stream: bool,
+        *,
+        deadline: float | None = None,
     ) -> Response:
+        """Send with retries; ``deadline`` is the client's own (``anyio.current_time()`` clock)."""
         transport, auth = self._transport, self._auth
         if transport is None or auth is None:
             msg = "the client is closed or was never entered: use 'async with Client() as k8s'"
@@ -211,7 +219,7 @@ class Client(ResourceMixin):
                 if hook is not None:
                     emit(hook, _request_event(request, None, started, type(exc).__name__))
                 attempt += 1
-                retry = policy.on_error(method, exc, attempt, _remaining())
+                retry = policy.on_error(method, exc, attempt, _remaining(deadline))
                 if retry is None:
                     raise
                 detail = str(exc)
@@ -229,7 +237,7 @@ class Client(ResourceMixin):
                     return response
                 attempt += 1
                 retry_after = parse_retry_after(response.headers.get("retry-after"))
-                retry = policy.on_status(method, status, retry_after, attempt, _remaining())
+                retry = policy.on_status(method, status, retry_after, attempt, _remaining(deadline))
                 if retry is None:
                     return response
                 await _discard(response, stream)
@@ -303,8 +311,11 @@ class Client(ResourceMixin):
     ) -> Response:
         if self.timeout is None:
             return await self._send(method, target, headers, body, stream)
+        # The deadline is also passed down, so that retries respect it
+        # whichever mechanism enforces it.
+        deadline = anyio.current_time() + self.timeout
         with anyio.move_on_after(self.timeout):
-            return await self._send(method, target, headers, body, stream)
+            return await self._send(method, target, headers, body, stream, deadline=deadline)
         # Only reached when the scope cancelled the call.
         msg = f"{method} {path} got no answer within {self.timeout:g} s (the client's timeout)"
         raise RequestTimeoutError(msg)
@@ -377,9 +388,11 @@ async def _discard(response: Response, stream: bool) -> None:
             await response.aclose()
 
 
-def _remaining() -> float | None:
-    """Seconds left before the innermost deadline (the client's or the caller's)."""
+def _remaining(own: float | None) -> float | None:
+    """Seconds left before the innermost deadline: the client's (``own``) or the caller's."""
     deadline = anyio.current_effective_deadline()
+    if own is not None:
+        deadline = min(deadline, own)
     if deadline == math.inf:
         return None
     return deadline - anyio.current_time()
