@@ -245,6 +245,9 @@ class Client(ResourceMixin):
             # Sleep outside the except block, so that a cancellation during
             # the wait does not chain the transport error.
             await self._before_retry(method, target, retry, attempt, detail)
+            if self._transport is not transport:
+                msg = f"{method} {target.partition('?')[0]}: the client was closed during a retry"
+                raise TransportError(msg, sent=False)
 
     async def _before_retry(
         self, method: str, target: str, retry: Retry, attempt: int, detail: str

@@ -402,3 +402,30 @@ async def test_connect_timeout(make_client: ClientFactory) -> None:
         finally:
             for filler in fillers:
                 filler.close()
+
+
+async def test_closing_the_client_stops_retries(
+    server: FaultServer, make_client: ClientFactory
+) -> None:
+    """A call waiting to retry ends at once when the client is closed."""
+    server.default = status_error(503)
+    policy = RetryPolicy(retries=10, backoff_base=0.2, jitter=0.0)
+    k8s = make_client(server, retries=policy)
+    await k8s.__aenter__()
+    caught: list[BaseException] = []
+
+    async def call() -> None:
+        try:
+            await k8s.get_json("/api")
+        except TransportError as exc:
+            caught.append(exc)
+
+    start = anyio.current_time()
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(call)
+        assert await wait_until(lambda: len(server.requests) == 1)
+        await k8s.aclose()
+    assert anyio.current_time() - start < 1.0
+    [error] = caught
+    assert "closed" in str(error)
+    assert len(server.requests) == 1
