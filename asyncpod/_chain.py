@@ -16,6 +16,7 @@ from asyncpod._config import SERVICE_ACCOUNT_DIR, Config
 from asyncpod._errors import ConfigError
 from asyncpod._incluster import HOST_VAR, in_cluster_config
 from asyncpod._kubeconfig import config_from_merged, kubeconfig_paths, load_merged
+from asyncpod._transport import ProxyEndpoint
 
 UNIX_VAR = "ASYNCPOD_UNIX_SOCKET"
 PROXY_VAR = "ASYNCPOD_PROXY_URL"
@@ -32,12 +33,9 @@ def _unix(environ: Mapping[str, str], root: Path) -> Config | str:
 
 def _proxy(environ: Mapping[str, str], root: Path) -> Config | str:
     if url := environ.get(PROXY_VAR, ""):
-        config = Config.proxy(url)
         # Fail here, not at the first request, when the URL is not a loopback origin.
-        from asyncpod._transport import ProxyEndpoint
-
         ProxyEndpoint(url)
-        return config
+        return Config.proxy(url)
     return f"{PROXY_VAR} is not set"
 
 

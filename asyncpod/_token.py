@@ -102,6 +102,7 @@ class TokenFile:
         "_deadline",
         "_header",
         "_identity",
+        "_last_error",
         "_lock",
         "_next_check",
         "_wall_clock",
@@ -130,6 +131,7 @@ class TokenFile:
         #: How many times the file was read (for diagnostics and tests).
         self.reads = 0
         self._header = ""
+        self._last_error: str | None = None
         self._identity: Identity | None = None
         now = clock()
         self._next_check = now + check_interval
@@ -185,14 +187,10 @@ class TokenFile:
             return
         try:
             identity = _identity(os.stat(self.path))
-        except OSError as exc:
-            logger.warning(
-                "token file %s cannot be checked (%s); keeping the previous token",
-                self.path,
-                _describe(exc),
-            )
-            return
+        except OSError:
+            identity = None
         if identity != self._identity:
+            # Changed, or cannot be looked at: _read says which, and warns.
             self._read(now)
 
     def _read(self, now: float) -> str | None:
@@ -209,10 +207,17 @@ class TokenFile:
             error = f"could not be read: {_describe(exc)}"
         if error is not None:
             if self._header:
-                logger.warning("token file %s %s; keeping the previous token", self.path, error)
+                # Warn once per kind of trouble, not at every check of a
+                # file that stays broken.
+                log = logger.warning if error != self._last_error else logger.debug
+                log("token file %s %s; keeping the previous token", self.path, error)
+                self._last_error = error
             # Try again at the next check rather than waiting a full period.
             self._deadline = now
             return error
+        if self._last_error is not None:
+            logger.info("token file %s can be read again", self.path)
+            self._last_error = None
         self._identity = identity
         header = f"Bearer {token}"
         changed = header != self._header

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 import trustme
-from sa_folder import make_sa_folder, rotate
 
 from asyncpod import CAWatcher, ConfigError
 from asyncpod._tls import create_ssl_context
+from tests.sa_folder import make_sa_folder, rotate
 
 
 class Clock:

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 import yaml
-from sa_folder import make_sa_folder
 
 from asyncpod import ConfigError, load_config
+from tests.sa_folder import make_sa_folder
 
 KUBECONFIG = {
     "clusters": [{"name": "c", "cluster": {"server": "https://kc.example:6443"}}],

@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 import yaml
-from sa_folder import make_sa_folder
 
 from asyncpod import load_config
+from tests.sa_folder import make_sa_folder
 
 DEPLOY = Path(__file__).parent.parent / "examples" / "deploy"
 

@@ -189,3 +189,26 @@ def test_repr_hides_env() -> None:
     p = ExecProvider(command="x", env={"API_KEY": "hidden-value"})
     assert "hidden-value" not in repr(p)
     assert "hidden-value" not in repr(ExecAuth(p))
+
+
+async def test_provide_cluster_info(plugin: tuple[Path, Path], tmp_path: Path) -> None:
+    """provideClusterInfo passes the server and CA in KUBERNETES_EXEC_INFO."""
+    import attrs
+
+    from asyncpod import Config
+
+    p = attrs.evolve(provider(plugin), provide_cluster_info=True)
+    config = Config(
+        source="kubeconfig",
+        server="https://k8s.example:6443",
+        ca_data=b"PEM",
+        tls_server_name="api.internal",
+        exec_provider=p,
+    )
+    await ExecAuth(p, config=config, environ=BASE_ENV).authorization()
+    (seen,) = runs(plugin)
+    assert seen["info"]["spec"]["cluster"] == {  # type: ignore[index]
+        "server": "https://k8s.example:6443",
+        "certificate-authority-data": "UEVN",
+        "tls-server-name": "api.internal",
+    }

@@ -13,9 +13,9 @@ import logging
 from pathlib import Path
 
 import pytest
-from sa_folder import make_sa_folder
 
 from asyncpod import Config, ConfigError
+from tests.sa_folder import make_sa_folder
 
 TOKEN = "temp_token"  # incluster_config_test.py: _TEST_TOKEN
 

@@ -6,10 +6,11 @@ import base64
 import json
 from typing import Any
 
+import anyio
 import pytest
 
 from asyncpod.testing import Sandbox
-from tests.sandbox_helpers import CM, configmap, proxy_client
+from tests.sandbox_helpers import CM, configmap, proxy_client, raw_get
 
 pytestmark = pytest.mark.anyio
 
@@ -485,3 +486,63 @@ async def test_secret_string_data_and_lease(sandbox: Sandbox) -> None:
     assert secret["data"] == {"password": base64.b64encode(b"hunter2").decode()}
     assert secret["type"] == "Opaque"
     assert lease.status_code == 201
+
+
+async def test_post_to_an_object_path_is_405(sandbox: Sandbox) -> None:
+    """POST to a named object is 405 MethodNotAllowed, as a Status."""
+    async with proxy_client(sandbox) as client:
+        response = await client.post(f"{CM}/named", json=configmap("named"))
+    assert response.status_code == 405
+    assert response.json()["reason"] == "MethodNotAllowed"
+
+
+async def test_follow_pod_log_streams_new_lines(sandbox: Sandbox) -> None:
+    """follow=true streams lines as they are appended and ends when the pod goes."""
+    sandbox.create(_pod("tail"))
+    sandbox.append_log("tail", "first")
+    lines: list[str] = []
+    async with proxy_client(sandbox) as client, anyio.create_task_group() as tg:
+
+        async def follow() -> None:
+            response = await raw_get(sandbox, f"{PODS}/tail/log?follow=true")
+            lines.extend(b"".join(response.chunks).decode().splitlines())
+
+        tg.start_soon(follow)
+        await anyio.sleep(0.2)
+        await anyio.to_thread.run_sync(lambda: sandbox.append_log("tail", ["second"]))
+        await anyio.sleep(0.2)
+        await client.delete(f"{PODS}/tail")
+    assert lines == ["first", "second"]
+
+
+async def test_owner_references_cascade_or_orphan(sandbox: Sandbox) -> None:
+    """Deleting an owner deletes its dependents; propagationPolicy=Orphan keeps them."""
+    async with proxy_client(sandbox) as client:
+        for name in ("parent", "keeper"):
+            await client.post(CM, json=configmap(name))
+        owners = {n: sandbox.get("configmaps", n)["metadata"]["uid"] for n in ("parent", "keeper")}
+        for child, owner in (("child", "parent"), ("kept", "keeper")):
+            body = configmap(child)
+            body["metadata"]["ownerReferences"] = [
+                {"apiVersion": "v1", "kind": "ConfigMap", "name": owner, "uid": owners[owner]}
+            ]
+            await client.post(CM, json=body)
+        await client.delete(f"{CM}/parent")
+        await client.request(
+            "DELETE", f"{CM}/keeper", json={"kind": "DeleteOptions", "propagationPolicy": "Orphan"}
+        )
+        child = await client.get(f"{CM}/child")
+        kept = await client.get(f"{CM}/kept")
+    assert child.status_code == 404
+    assert kept.status_code == 200
+    assert "ownerReferences" not in kept.json()["metadata"]
+
+
+async def test_sandbox_patch_plays_a_controller(sandbox: Sandbox) -> None:
+    """sb.patch(..., subresource="status") moves a pod along, and watches see it."""
+    sandbox.create(_pod("web"))
+    rv = str(sandbox.resource_version)
+    running = sandbox.patch("pods", "web", {"status": {"phase": "Running"}}, subresource="status")
+    assert running["status"]["phase"] == "Running"
+    response = await raw_get(sandbox, f"{PODS}?watch=1&resourceVersion={rv}", max_events=1)
+    assert response.events()[0]["type"] == "MODIFIED"

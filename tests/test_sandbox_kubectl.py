@@ -161,3 +161,35 @@ def test_generator_commands_send_protobuf(sandbox: Sandbox) -> None:
     assert pod["spec"]["containers"][0]["image"] == "nginx:1.27"
     assert sandbox.get("deployments.apps", "api", namespace="team")["spec"]["replicas"] == 0
     assert kubectl(sandbox, "auth", "can-i", "delete", "pods").strip() == "yes"
+
+
+def test_impersonation(sandbox: Sandbox) -> None:
+    """kubectl --as is honoured by the access rules, and can-i answers from them."""
+    sandbox.rules.restrict_service_accounts()
+    as_sa = "--as=system:serviceaccount:default:default"
+    assert kubectl(sandbox, "auth", "can-i", "list", "pods", as_sa).strip() == "yes"
+    assert KUBECTL is not None
+    cannot = subprocess.run(
+        [
+            KUBECTL,
+            "--kubeconfig",
+            str(sandbox.kubeconfig),
+            "auth",
+            "can-i",
+            "list",
+            "secrets",
+            as_sa,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert (cannot.returncode, cannot.stdout.strip()) == (1, "no")
+    denied = subprocess.run(
+        [KUBECTL, "--kubeconfig", str(sandbox.kubeconfig), "get", "secrets", as_sa],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert denied.returncode == 1
+    assert "Error from server (Forbidden): secrets is forbidden" in denied.stderr

@@ -147,12 +147,12 @@ async def test_bookmark_shortly_before_timeout(sandbox: Sandbox) -> None:
     sandbox.bookmark_lead = 0.5
     rv = str(sandbox.resource_version)
     params = {"watch": "1", "resourceVersion": rv, "allowWatchBookmarks": "true"}
-    whole = await raw_get(sandbox, f"{CM}?{urlencode({**params, 'timeoutSeconds': '2'})}")
+    whole = await raw_get(sandbox, f"{CM}?{urlencode({**params, 'timeoutSeconds': '1'})}")
     assert whole.ended
     assert [e["type"] for e in whole.events()] == ["BOOKMARK"]
     bookmark_at, end_at = whole.times
-    assert 1.3 < bookmark_at < 1.8
-    assert 1.9 < end_at < 2.6
+    assert 0.4 < bookmark_at < 0.8
+    assert 0.9 < end_at < 1.5
 
 
 @pytest.mark.parametrize(

@@ -13,10 +13,10 @@ from pathlib import Path
 
 import anyio
 import pytest
-from sa_folder import make_sa_folder, rotate
 
 from asyncpod import ConfigError, TokenFile
 from asyncpod._token import jwt_expiry
+from tests.sa_folder import make_sa_folder, rotate
 
 pytestmark = pytest.mark.anyio
 
@@ -239,3 +239,16 @@ async def test_401_after_an_unchanged_read_sees_a_later_rotation(
     rotate(sa, {"token": b"two"})
     assert await auth.unauthorized("Bearer sekret-one")
     assert await auth.authorization() == "Bearer two"
+
+
+async def test_broken_file_warns_once(
+    sa: Path, clock: Clock, wall: Clock, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A file that stays broken is warned about once, not at every check."""
+    auth = make(sa, clock, wall)
+    (sa / "token").unlink()
+    with caplog.at_level(logging.WARNING, logger="asyncpod"):
+        for _ in range(10):
+            clock.now += 1.1
+            assert await auth.authorization() == "Bearer sekret-one"
+    assert len([r for r in caplog.records if r.levelno == logging.WARNING]) == 1

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import collections
 import re
 import threading
 import time
@@ -135,10 +136,15 @@ class RequestRecord:
 
 
 class RequestLog:
-    """Every request the sandbox saw, in arrival order (``status`` 0: no answer sent)."""
+    """The requests the sandbox saw, in arrival order (``status`` 0: no answer sent).
 
-    def __init__(self) -> None:
-        self._records: list[RequestRecord] = []
+    Args:
+        limit: the most records kept (the oldest go first), so that a
+            benchmark of millions of requests does not grow without bound.
+    """
+
+    def __init__(self, limit: int = 100_000) -> None:
+        self._records: collections.deque[RequestRecord] = collections.deque(maxlen=limit)
 
     def append(self, record: RequestRecord) -> None:
         self._records.append(record)

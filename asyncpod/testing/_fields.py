@@ -38,7 +38,11 @@ _METADATA_FIELDS = ("labels", "annotations", "finalizers", "ownerReferences")
 
 
 def _key_token(key: str, item: dict[str, Any]) -> str:
-    return "k:" + json.dumps({key: item.get(key)}, separators=(",", ":"))
+    values: dict[str, Any] = {key: item.get(key)}
+    if key in ("containerPort", "port"):
+        # Ports are keyed by number and protocol (listMapKeys), TCP by default.
+        values["protocol"] = item.get("protocol", "TCP")
+    return "k:" + json.dumps(values, separators=(",", ":"))
 
 
 def _flatten_value(path: Path, name: str, value: Any, out: dict[Path, Any]) -> None:
@@ -319,7 +323,11 @@ def _delete_path(obj: Any, path: Path) -> None:
                     (
                         j
                         for j, item in enumerate(node)
-                        if isinstance(item, dict) and all(item.get(k) == v for k, v in want.items())
+                        if isinstance(item, dict)
+                        and all(
+                            item.get(k, "TCP" if k == "protocol" else None) == v
+                            for k, v in want.items()
+                        )
                     ),
                     None,
                 )

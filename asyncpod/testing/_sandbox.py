@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import itertools
 import os
 import shutil
 import socket
@@ -11,6 +12,7 @@ import ssl
 import tempfile
 import threading
 import time
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
@@ -21,6 +23,7 @@ from aiohttp import web
 
 from asyncpod.testing._auth import AccessRules, Authenticator
 from asyncpod.testing._faults import Faults, RequestLog
+from asyncpod.testing._patch import merge_patch
 from asyncpod.testing._pki import shared_pki
 from asyncpod.testing._podenv import PodEnvironment
 from asyncpod.testing._resources import ResourceType
@@ -96,6 +99,15 @@ class Sandbox:
             self._store.root_ca = self._pki.ca_pem.decode()
         self._store.reset()
         self._open_watches: set[Watcher] = set()
+        # Audit-Id values: UUID-shaped, unique, and cheaper than uuid4() per request.
+        prefix = uuid.uuid4().hex
+        head = f"{prefix[:8]}-{prefix[8:12]}-4{prefix[13:16]}-a{prefix[17:20]}-"
+        counter = itertools.count(1)
+
+        def audit_id() -> str:
+            return f"{head}{next(counter):012x}"
+
+        self._audit_ids = audit_id
         self._stopping = False
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
@@ -362,6 +374,32 @@ class Sandbox:
         rt = self._type(resource)
         return self._call(lambda: [s.copy() for s in self._store.select(rt, namespace)[0]])
 
+    def patch(
+        self,
+        resource: str,
+        name: str,
+        patch: dict[str, Any],
+        *,
+        namespace: str | None = "default",
+        subresource: str | None = None,
+    ) -> dict[str, Any]:
+        """Merge-patch an object, as a controller would (``subresource="status"`` for status).
+
+        Example: ``sb.patch("pods", "web", {"status": {"phase": "Running"}},
+        subresource="status")``.
+        """
+        rt = self._type(resource)
+
+        def run() -> dict[str, Any]:
+            current = self._store.get(rt, namespace, name)
+            new = merge_patch(current.copy(), patch)
+            stored = self._store.replace_object(
+                rt, namespace, name, new, manager="sandbox", subresource=subresource
+            )
+            return stored.copy()
+
+        return self._call(run)
+
     def delete(self, resource: str, name: str, *, namespace: str | None = "default") -> None:
         """Delete an object (finalizers are honoured)."""
         rt = self._type(resource)
@@ -376,6 +414,11 @@ class Sandbox:
                 self._store.create(rt, None, {"metadata": {"name": name}}, manager="sandbox")
 
         self._call(run)
+
+    @property
+    def open_watches(self) -> int:
+        """How many watches are streaming right now."""
+        return len(self._open_watches)
 
     @property
     def resource_version(self) -> int:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import logging
 import time
-import uuid
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -25,6 +25,8 @@ from asyncpod.testing._store import Stored, Watcher, now_rfc3339
 
 if TYPE_CHECKING:
     from asyncpod.testing._sandbox import Sandbox
+
+logger = logging.getLogger("asyncpod.testing")
 
 JSON = "application/json"
 NOT_FOUND_TEXT = b"404 page not found\n"
@@ -121,7 +123,7 @@ class Handler:
 
     async def __call__(self, request: web.BaseRequest) -> web.StreamResponse:
         started = time.time()
-        audit_id = str(uuid.uuid4())
+        audit_id = self.sb._audit_ids()
         method = request.method
         path = request.path
         query = request.query
@@ -144,6 +146,8 @@ class Handler:
                     return response
             else:
                 user = ADMIN
+            if "Impersonate-User" in request.headers:
+                user = self._impersonate(request, user)
             response = await self._route(request, method, path, query, user, audit_id, fault)
             answer = response.status
             if fault is not None and fault.kind == "drop_after":
@@ -158,6 +162,18 @@ class Handler:
             answer = 0
             _abort(request)
             return web.Response(status=500)
+        except (ConnectionError, asyncio.CancelledError):
+            raise
+        except Exception as exc:
+            # A sandbox bug answers like the API server's panic handler, not a traceback.
+            logger.exception("the sandbox failed on %s %s", method, path)
+            answer = 500
+            failure = StatusError(
+                _status.status(
+                    500, f"Internal error occurred: {type(exc).__name__}: {exc}", "InternalError"
+                )
+            )
+            return self._error(failure, audit_id, user)
         finally:
             self.sb.requests.append(
                 RequestRecord(
@@ -170,6 +186,27 @@ class Handler:
                     started,
                 )
             )
+
+    def _impersonate(self, request: web.BaseRequest, user: User) -> User:
+        # kubectl --as / --as-group: the caller needs the "impersonate" verb.
+        name = request.headers["Impersonate-User"]
+        if user is ANONYMOUS or not self.sb.rules.allowed(user, "impersonate", "", "users", None):
+            raise _status.StatusError(
+                _status.status(
+                    403,
+                    f'users "{name}" is forbidden: User "{user.name}" cannot impersonate '
+                    'resource "users" in API group "" at the cluster scope',
+                    "Forbidden",
+                    {"name": name, "kind": "users"},
+                )
+            )
+        groups = list(request.headers.getall("Impersonate-Group", []))
+        if name.startswith("system:serviceaccount:") and name.count(":") == 3:
+            namespace = name.split(":")[2]
+            groups += ["system:serviceaccounts", f"system:serviceaccounts:{namespace}"]
+        if "system:authenticated" not in groups:
+            groups.append("system:authenticated")
+        return User(name, request.headers.get("Impersonate-Uid", ""), tuple(groups))
 
     async def _fault(
         self, request: web.BaseRequest, fault: Fault, audit_id: str
@@ -254,6 +291,9 @@ class Handler:
         rt = route.rt
         if rt is None or (route.namespace is not None and not rt.namespaced):
             raise _status.unknown_resource()
+        if rt.namespaced and route.namespace is None and route.name:
+            # Named objects of namespaced resources only live under /namespaces/NS/.
+            raise _status.unknown_resource()
         if route.subresource and route.subresource not in rt.subresources:
             raise _status.unknown_resource()
         return await self._dispatch(request, method, verb, route, rt, query, user, audit_id, fault)
@@ -332,7 +372,11 @@ class Handler:
         store = self.store
         namespace = route.namespace
         dry_run = query.get("dryRun") == "All"
-        manager = query.get("fieldManager") or _manager_from(request)
+        manager = (
+            (query.get("fieldManager") or _manager_from(request))
+            if method in ("POST", "PUT", "PATCH")
+            else ""
+        )
         sub = route.subresource
         if verb == "watch":
             return await self._watch(request, rt, route, query, user, audit_id, fault)
@@ -354,8 +398,15 @@ class Handler:
                 return self._send(_status.success(code=201), user, audit_id, status=201)
             if sub == "token":
                 return self._token_request(rt, route, body, user, audit_id)
-            if route.name and route.namespace is None and rt.namespaced:
-                raise _status.unknown_resource()
+            if route.name:
+                raise StatusError(
+                    _status.status(
+                        405,
+                        "the server does not allow this method on the requested resource",
+                        "MethodNotAllowed",
+                        {},
+                    )
+                )
             stored = store.create(rt, namespace, body, dry_run=dry_run, manager=manager)
             return self._send_stored(request, stored, user, audit_id, rt, route.version, 201)
         if verb == "update":
@@ -378,6 +429,10 @@ class Handler:
                 route.name,
                 dry_run=dry_run,
                 preconditions=options.get("preconditions") if isinstance(options, dict) else None,
+                propagation=(
+                    query.get("propagationPolicy")
+                    or (options.get("propagationPolicy") if isinstance(options, dict) else None)
+                ),
             )
             if not gone or rt.kind in ("Pod", "Namespace") or rt.custom:
                 return self._send_stored(request, stored, user, audit_id, rt, route.version)
@@ -626,8 +681,6 @@ class Handler:
             if current is None:
                 if sub:
                     raise _status.not_found(rt.group, rt.plural, route.name)
-                body = {k: v for k, v in applied.items() if k not in ("apiVersion", "kind")}
-                body["metadata"] = dict(meta, name=route.name)
                 merged = _fields.apply(
                     None,
                     applied,
@@ -844,6 +897,7 @@ class Handler:
                 since = int(rv_param)
             except ValueError:
                 raise _status.bad_request(f"invalid resource version: {rv_param}") from None
+            store.expire()
             if since < store.compacted:
                 error = _status.status(
                     410, f"too old resource version: {since} ({store.compacted})", "Expired"
@@ -870,6 +924,8 @@ class Handler:
         head = b'{"type":"BOOKMARK","object":{"kind":"' + rt.kind.encode()
         head += b'","apiVersion":"' + rt.api_version.encode() + b'","metadata":{"resourceVersion":"'
         sent = 0
+        # kubectl get -w asks for Table rows; each event then carries a one-row Table.
+        as_table = "as=Table" in request.headers.get("Accept", "")
         drop_after = fault.after if fault is not None and fault.kind == "watch_drop" else None
         try:
             while True:
@@ -877,8 +933,12 @@ class Handler:
                     type_, stored = pending.popleft()
                     if drop_after is not None and sent >= drop_after:
                         _drop()
+                    if as_table:
+                        body = _json.dumps(_table(rt, [stored], stored.rv, query))
+                    else:
+                        body = stored.full()
                     await response.write(
-                        b'{"type":"' + type_.encode() + b'","object":' + stored.full() + b"}\n"
+                        b'{"type":"' + type_.encode() + b'","object":' + body + b"}\n"
                     )
                     sent += 1
                 if initial_end is not None:

@@ -183,6 +183,9 @@ class Store:
         self.pod_logs: dict[tuple[str, str, str], list[str]] = {}
         self.log_waiters: list[Callable[[], None]] = []
         self.on_change: list[Callable[[Event], None]] = []
+        # owner uid -> the objects naming it in ownerReferences
+        self.dependents: dict[str, set[tuple[Key, ObjKey]]] = {}
+        self.orphaning: set[str] = set()
         for rt in builtin_types():
             self.register(rt)
         self.bootstrap()
@@ -237,6 +240,8 @@ class Store:
                 self.unregister(*key)
         for bucket in self.data.values():
             bucket.clear()
+        self.dependents.clear()
+        self.orphaning.clear()
         self.log.clear()
         self.pod_logs.clear()
         self.rv += 1
@@ -276,6 +281,7 @@ class Store:
             stored = Stored(obj)
             bucket[okey] = stored
         event = Event(self.rv, rt.key, type_, stored, prev)
+        self._index_owners(rt.key, okey, prev, None if type_ == "DELETED" else stored)
         self.log.append((time.monotonic(), event))
         self._trim()
         for watcher in list(self.watchers.get(rt.key, ())):
@@ -285,7 +291,52 @@ class Store:
         self._after(rt, event)
         return stored
 
+    def _index_owners(
+        self, key: Key, okey: ObjKey, prev: Stored | None, new: Stored | None
+    ) -> None:
+        for stored, add in ((prev, False), (new, True)):
+            if stored is None:
+                continue
+            for ref in stored.obj["metadata"].get("ownerReferences") or ():
+                uid = ref.get("uid") if isinstance(ref, dict) else None
+                if not uid:
+                    continue
+                if add:
+                    self.dependents.setdefault(uid, set()).add((key, okey))
+                else:
+                    self.dependents.get(uid, set()).discard((key, okey))
+
+    def _collect_garbage(self, owner: Stored) -> None:
+        # The garbage collector's background cascade, done at once: dependents
+        # (by ownerReferences) are deleted, or with Orphan lose the reference.
+        uid = owner.obj["metadata"].get("uid", "")
+        dependents = self.dependents.pop(uid, set())
+        orphan = uid in self.orphaning
+        self.orphaning.discard(uid)
+        for key, okey in sorted(dependents):
+            rt = self.types.get(key)
+            stored = self.data.get(key, {}).get(okey)
+            if rt is None or stored is None:
+                continue
+            if orphan:
+                new = stored.copy()
+                refs = [
+                    r for r in new["metadata"].get("ownerReferences") or [] if r.get("uid") != uid
+                ]
+                if refs:
+                    new["metadata"]["ownerReferences"] = refs
+                else:
+                    new["metadata"].pop("ownerReferences", None)
+                self._commit(rt, okey, new, "MODIFIED")
+            else:
+                self.delete(rt, okey[0] or None, okey[1])
+
     def _after(self, rt: ResourceType, event: Event) -> None:
+        if event.type == "DELETED" and (
+            event.obj.obj["metadata"].get("uid") in self.dependents
+            or event.obj.obj["metadata"].get("uid") in self.orphaning
+        ):
+            self._collect_garbage(event.obj)
         if rt.key == ("apiextensions.k8s.io", "customresourcedefinitions"):
             spec = event.obj.obj.get("spec") or {}
             group, plural = spec.get("group", ""), (spec.get("names") or {}).get("plural", "")
@@ -305,6 +356,11 @@ class Store:
                     continue
                 for okey in [k for k in bucket if k[0] == namespace]:
                     self._commit(owner, okey, None, "DELETED")
+        elif rt.key == ("", "pods") and event.type == "DELETED":
+            # A followed log ends with its pod.
+            waiters, self.log_waiters = self.log_waiters, []
+            for wake in waiters:
+                wake()
         elif rt.key == ("", "namespaces") and event.type == "ADDED":
             self._namespace_defaults(event.obj.name)
 
@@ -384,6 +440,8 @@ class Store:
         list_rv = self.rv
         start = ""
         state = self.data[rt.key]
+        if continue_token or resource_version_match == "Exact":
+            self._trim()
         if continue_token:
             token_rv, start = decode_continue(continue_token)
             if token_rv == -1:
@@ -697,11 +755,18 @@ class Store:
         *,
         dry_run: bool = False,
         preconditions: dict[str, Any] | None = None,
+        propagation: str | None = None,
     ) -> tuple[Stored, bool]:
-        """Delete an object; returns it and whether it is gone (finalizers may keep it)."""
+        """Delete an object; returns it and whether it is gone (finalizers may keep it).
+
+        Dependents (objects whose ownerReferences name it) are deleted too,
+        unless ``propagation`` is ``"Orphan"``: then they only lose the reference.
+        """
         ns = (namespace or "") if rt.namespaced else ""
         current = self.get(rt, ns, name)
         meta = current.obj["metadata"]
+        if propagation == "Orphan" and not dry_run:
+            self.orphaning.add(str(meta.get("uid", "")))
         if preconditions:
             want_uid = preconditions.get("uid")
             if want_uid and want_uid != meta.get("uid"):
@@ -738,6 +803,10 @@ class Store:
         return self._commit(rt, (ns, name), None, "DELETED"), True
 
     # ---- watches
+
+    def expire(self) -> None:
+        """Apply the retention window now (it is otherwise applied on writes)."""
+        self._trim()
 
     def events_since(self, key: Key, rv: int) -> Iterator[Event]:
         for _, event in self.log:
@@ -815,6 +884,25 @@ def _image_pull_policy(image: str) -> str:
     return "IfNotPresent"
 
 
+def _pod_spec_defaults(spec: dict[str, Any]) -> None:
+    for container in [*spec.get("initContainers", []), *spec.get("containers", [])]:
+        if isinstance(container, dict):
+            container.setdefault("resources", {})
+            container.setdefault("terminationMessagePath", "/dev/termination-log")
+            container.setdefault("terminationMessagePolicy", "File")
+            container.setdefault(
+                "imagePullPolicy", _image_pull_policy(str(container.get("image", "")))
+            )
+            for port in container.get("ports") or []:
+                if isinstance(port, dict):
+                    port.setdefault("protocol", "TCP")
+    spec.setdefault("restartPolicy", "Always")
+    spec.setdefault("terminationGracePeriodSeconds", 30)
+    spec.setdefault("dnsPolicy", "ClusterFirst")
+    spec.setdefault("securityContext", {})
+    spec.setdefault("schedulerName", "default-scheduler")
+
+
 def _defaults(rt: ResourceType, obj: dict[str, Any]) -> None:
     """The defaults the API server fills in for the built-in kinds."""
     obj["metadata"] = _ordered_metadata(obj["metadata"])
@@ -828,27 +916,19 @@ def _defaults(rt: ResourceType, obj: dict[str, Any]) -> None:
         obj.setdefault("status", {}).setdefault("phase", "Active")
     elif kind == "Pod":
         spec = obj.setdefault("spec", {})
-        for container in [*spec.get("initContainers", []), *spec.get("containers", [])]:
-            if isinstance(container, dict):
-                container.setdefault("resources", {})
-                container.setdefault("terminationMessagePath", "/dev/termination-log")
-                container.setdefault("terminationMessagePolicy", "File")
-                container.setdefault(
-                    "imagePullPolicy", _image_pull_policy(str(container.get("image", "")))
-                )
-        spec.setdefault("restartPolicy", "Always")
-        spec.setdefault("terminationGracePeriodSeconds", 30)
-        spec.setdefault("dnsPolicy", "ClusterFirst")
-        spec.setdefault("serviceAccountName", "default")
+        _pod_spec_defaults(spec)
+        # What pod defaulting and the service-account and priority admission add.
+        spec.setdefault("serviceAccountName", spec.get("serviceAccount", "default"))
         spec.setdefault("serviceAccount", spec["serviceAccountName"])
-        spec.setdefault("securityContext", {})
-        spec.setdefault("schedulerName", "default-scheduler")
         spec.setdefault("enableServiceLinks", True)
         spec.setdefault("priority", 0)
         spec.setdefault("preemptionPolicy", "PreemptLowerPriority")
         obj.setdefault("status", {"phase": "Pending", "qosClass": "BestEffort"})
     elif kind == "Deployment":
         spec = obj.setdefault("spec", {})
+        template = spec.get("template")
+        if isinstance(template, dict) and isinstance(template.get("spec"), dict):
+            _pod_spec_defaults(template["spec"])
         spec.setdefault("replicas", 1)
         spec.setdefault(
             "strategy",
