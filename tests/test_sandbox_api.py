@@ -546,3 +546,18 @@ async def test_sandbox_patch_plays_a_controller(sandbox: Sandbox) -> None:
     assert running["status"]["phase"] == "Running"
     response = await raw_get(sandbox, f"{PODS}?watch=1&resourceVersion={rv}", max_events=1)
     assert response.events()[0]["type"] == "MODIFIED"
+
+
+async def test_services_get_cluster_ips(sandbox: Sandbox) -> None:
+    """The kubernetes service holds 10.96.0.1; new services get the next addresses."""
+    async with proxy_client(sandbox) as client:
+        created = await client.post(
+            "/api/v1/namespaces/default/services",
+            json={"metadata": {"name": "web"}, "spec": {"ports": [{"port": 80}]}},
+        )
+        accept = "application/json;as=Table;v=v1;g=meta.k8s.io,application/json"
+        table = (await client.get(CM, headers={"Accept": accept})).json()
+    assert sandbox.get("services", "kubernetes")["spec"]["clusterIP"] == "10.96.0.1"
+    assert created.json()["spec"]["clusterIP"] == "10.96.0.2"
+    assert [c["name"] for c in table["columnDefinitions"]] == ["Name", "Data", "Age"]
+    assert table["rows"][0]["cells"][:2] == ["kube-root-ca.crt", 1]

@@ -244,3 +244,26 @@ async def test_watch_over_unix_socket(sandbox: Sandbox) -> None:
         sandbox, f"{CM}?watch=1&allowWatchBookmarks=true", max_events=2, unix=True
     )
     assert [e["type"] for e in response.events()] == ["ADDED", "BOOKMARK"]
+
+
+async def test_initial_events_and_live_writes_neither_lost_nor_reordered(sandbox: Sandbox) -> None:
+    """Writes racing a new watch land either before the initial-end bookmark or after it."""
+    names = [f"race-{i:02d}" for i in range(40)]
+    params = urlencode({"watch": "1", "allowWatchBookmarks": "true"})
+    async with anyio.create_task_group() as tg:
+
+        def write_all() -> None:
+            for name in names:
+                sandbox.create(configmap(name))
+
+        tg.start_soon(anyio.to_thread.run_sync, write_all)
+        response = await raw_get(sandbox, f"{CM}?{params}", max_events=len(names) + 2)
+    events = response.events()
+    marker = next(i for i, e in enumerate(events) if e["type"] == "BOOKMARK")
+    end_rv = int(events[marker]["object"]["metadata"]["resourceVersion"])
+    before = [int(e["object"]["metadata"]["resourceVersion"]) for e in events[:marker]]
+    after = [int(e["object"]["metadata"]["resourceVersion"]) for e in events[marker + 1 :]]
+    assert all(rv <= end_rv for rv in before)
+    assert all(rv > end_rv for rv in after)
+    seen = [e["object"]["metadata"]["name"] for e in events if e["type"] == "ADDED"]
+    assert sorted(n for n in seen if n.startswith("race-")) == names

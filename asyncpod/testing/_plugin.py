@@ -37,8 +37,12 @@ def sandbox(_asyncpod_sandbox_session: Sandbox) -> Sandbox:
     if not sb.running:
         sb.start()
     sb.reset()
+    # Settings a test may have changed go back to the defaults.
     sb.bookmark_interval = 60.0
     sb.bookmark_lead = 2.0
+    sb.token_lifetime = 3600.0
+    sb.retention = None
+    sb.history = 100_000
     return sb
 
 

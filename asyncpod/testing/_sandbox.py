@@ -416,6 +416,24 @@ class Sandbox:
         self._call(run)
 
     @property
+    def retention(self) -> float | None:
+        """Seconds an event stays resumable by a watch (``None``: no time limit)."""
+        return self._store.retention
+
+    @retention.setter
+    def retention(self, seconds: float | None) -> None:
+        self._store.retention = seconds
+
+    @property
+    def history(self) -> int:
+        """The most events kept for watch resumption."""
+        return self._store.history
+
+    @history.setter
+    def history(self, events: int) -> None:
+        self._store.history = events
+
+    @property
     def open_watches(self) -> int:
         """How many watches are streaming right now."""
         return len(self._open_watches)

@@ -885,6 +885,7 @@ class Handler:
 
         watcher = Watcher(rt.key, route.namespace, labels, fields, push, close)
         initial_end: int | None = None
+        end_marker = Stored({"metadata": {"name": "", "resourceVersion": "0"}})
         error: dict[str, Any] | None = None
         if rv_param in ("", "0") or query.get("sendInitialEvents") in _TRUE:
             items, list_rv, _, _ = store.select(rt, route.namespace, labels=labels, fields=fields)
@@ -892,6 +893,7 @@ class Handler:
                 pending.append(("ADDED", stored))
             if bookmarks:
                 initial_end = list_rv
+                pending.append(("BOOKMARK", end_marker))
         else:
             try:
                 since = int(rv_param)
@@ -908,13 +910,21 @@ class Handler:
         headers = self._headers(audit_id, user, JSON)
         response = web.StreamResponse(status=200, headers=headers)
         response.enable_chunked_encoding()
-        await response.prepare(request)
         if error is not None:
+            await response.prepare(request)
             await response.write(b'{"type":"ERROR","object":' + _json.dumps(error) + b"}\n")
             await response.write_eof()
             return response
+        # Registered before the first await, right after the snapshot above, so
+        # that no change can fall between the initial events and the live ones.
         store.add_watcher(watcher)
         self.sb._open_watches.add(watcher)
+        try:
+            await response.prepare(request)
+        except BaseException:
+            store.remove_watcher(watcher)
+            self.sb._open_watches.discard(watcher)
+            raise
         loop = asyncio.get_running_loop()
         started = loop.time()
         deadline = started + timeout if timeout > 0 else None
@@ -931,6 +941,16 @@ class Handler:
             while True:
                 while pending:
                     type_, stored = pending.popleft()
+                    if initial_end is not None and stored is end_marker:
+                        # The initial events are out: the bookmark that says so
+                        # comes before any live event (its version is older).
+                        await response.write(
+                            head
+                            + str(initial_end).encode()
+                            + b'","annotations":{"k8s.io/initial-events-end":"true"}}}}\n'
+                        )
+                        initial_end = None
+                        continue
                     if drop_after is not None and sent >= drop_after:
                         _drop()
                     if as_table:
@@ -941,13 +961,6 @@ class Handler:
                         b'{"type":"' + type_.encode() + b'","object":' + body + b"}\n"
                     )
                     sent += 1
-                if initial_end is not None:
-                    await response.write(
-                        head
-                        + str(initial_end).encode()
-                        + b'","annotations":{"k8s.io/initial-events-end":"true"}}}}\n'
-                    )
-                    initial_end = None
                 if closed:
                     break
                 now = loop.time()
@@ -974,7 +987,10 @@ class Handler:
         finally:
             store.remove_watcher(watcher)
             self.sb._open_watches.discard(watcher)
-        await response.write_eof()
+        # The client may have closed the stream (it stopped watching) between
+        # the last write and this one: nothing to report then.
+        with contextlib.suppress(ConnectionError):
+            await response.write_eof()
         return response
 
     async def _log(
@@ -1017,19 +1033,24 @@ class Handler:
         position = start
         wake = asyncio.Event()
         uid = pod.obj["metadata"]["uid"]
-        while True:
-            lines = store.pod_logs.get(key, [])
-            if position < len(lines):
-                await response.write("".join(f"{line}\n" for line in lines[position:]).encode())
-                position = len(lines)
-            current = store.find(rt, route.namespace, route.name)
-            if current is None or current.obj["metadata"]["uid"] != uid or self.sb._stopping:
-                break
-            wake.clear()
-            store.log_waiters.append(wake.set)
-            with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(wake.wait(), 1.0)
-        await response.write_eof()
+        try:
+            while True:
+                lines = store.pod_logs.get(key, [])
+                if position < len(lines):
+                    text = "".join(f"{line}\n" for line in lines[position:])
+                    await response.write(text.encode())
+                    position = len(lines)
+                current = store.find(rt, route.namespace, route.name)
+                if current is None or current.obj["metadata"]["uid"] != uid or self.sb._stopping:
+                    break
+                wake.clear()
+                store.log_waiters.append(wake.set)
+                with contextlib.suppress(asyncio.TimeoutError):
+                    await asyncio.wait_for(wake.wait(), 1.0)
+            await response.write_eof()
+        except ConnectionError:
+            # The client stopped following the log.
+            pass
         return response
 
 
@@ -1186,33 +1207,67 @@ def _age(timestamp: str | None) -> str:
     return f"{seconds // 3600}h"
 
 
+def _pod_cells(obj: dict[str, Any]) -> list[Any]:
+    status = obj.get("status") or {}
+    statuses = status.get("containerStatuses") or []
+    total = len((obj.get("spec") or {}).get("containers") or [])
+    ready = sum(1 for s in statuses if s.get("ready"))
+    restarts = sum(int(s.get("restartCount", 0)) for s in statuses)
+    return [f"{ready}/{total}", status.get("phase", ""), restarts]
+
+
+def _deployment_cells(obj: dict[str, Any]) -> list[Any]:
+    status = obj.get("status") or {}
+    wanted = (obj.get("spec") or {}).get("replicas", 0)
+    return [
+        f"{status.get('readyReplicas', 0)}/{wanted}",
+        status.get("updatedReplicas", 0),
+        status.get("availableReplicas", 0),
+    ]
+
+
+def _service_cells(obj: dict[str, Any]) -> list[Any]:
+    spec = obj.get("spec") or {}
+    ports = ",".join(f"{p.get('port')}/{p.get('protocol', 'TCP')}" for p in spec.get("ports") or [])
+    return [spec.get("type", "ClusterIP"), spec.get("clusterIP", "<none>"), "<none>", ports]
+
+
+# Columns (besides Name and Age) of the API server's printers for the built-in kinds.
+_PRINTERS: dict[str, tuple[tuple[str, ...], Any]] = {
+    "Pod": (("Ready", "Status", "Restarts"), _pod_cells),
+    "Deployment": (("Ready", "Up-to-date", "Available"), _deployment_cells),
+    "ConfigMap": (("Data",), lambda o: [len(o.get("data") or {}) + len(o.get("binaryData") or {})]),
+    "Secret": (("Type", "Data"), lambda o: [o.get("type", ""), len(o.get("data") or {})]),
+    "Namespace": (("Status",), lambda o: [(o.get("status") or {}).get("phase", "")]),
+    "Service": (("Type", "Cluster-IP", "External-IP", "Port(s)"), _service_cells),
+}
+
+
 def _table(
     rt: ResourceType, items: list[Stored], list_rv: int, query: Mapping[str, str]
 ) -> dict[str, Any]:
     """A ``meta.k8s.io/v1`` Table: what kubectl prints without ``-o``."""
+    extra, cells_of = _PRINTERS.get(rt.kind, ((), None)) if not rt.custom else ((), None)
+    names = ("Name", *extra, "Age")
     columns = [
-        {"name": "Name", "type": "string", "format": "name", "description": "Name", "priority": 0},
+        {
+            "name": name,
+            "type": "integer"
+            if name in ("Restarts", "Data", "Up-to-date", "Available")
+            else "string",
+            "format": "name" if name == "Name" else "",
+            "description": name,
+            "priority": 0,
+        }
+        for name in names
     ]
-    pods = rt.kind == "Pod"
-    if pods:
-        for name in ("Ready", "Status", "Restarts"):
-            columns.append(
-                {"name": name, "type": "string", "format": "", "description": name, "priority": 0}
-            )
-    columns.append(
-        {"name": "Age", "type": "string", "format": "", "description": "Age", "priority": 0}
-    )
     include = query.get("includeObject", "Metadata")
     rows = []
     for stored in items:
         obj = stored.obj
         cells: list[Any] = [obj["metadata"]["name"]]
-        if pods:
-            statuses = (obj.get("status") or {}).get("containerStatuses") or []
-            total = len((obj.get("spec") or {}).get("containers") or [])
-            ready = sum(1 for s in statuses if s.get("ready"))
-            restarts = sum(int(s.get("restartCount", 0)) for s in statuses)
-            cells += [f"{ready}/{total}", (obj.get("status") or {}).get("phase", ""), str(restarts)]
+        if cells_of is not None:
+            cells += cells_of(obj)
         cells.append(_age(obj["metadata"].get("creationTimestamp")))
         row: dict[str, Any] = {"cells": cells}
         if include == "Object":

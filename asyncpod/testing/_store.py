@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import collections
+import ipaddress
 import random
 import re
 import time
@@ -186,6 +187,7 @@ class Store:
         # owner uid -> the objects naming it in ownerReferences
         self.dependents: dict[str, set[tuple[Key, ObjKey]]] = {}
         self.orphaning: set[str] = set()
+        self.service_ips = 0
         for rt in builtin_types():
             self.register(rt)
         self.bootstrap()
@@ -226,8 +228,26 @@ class Store:
 
     def bootstrap(self) -> None:
         """Create what a fresh cluster has: the system namespaces and their defaults."""
+        self.service_ips = 0
         for name in SYSTEM_NAMESPACES:
             self.create(self.types[("", "namespaces")], None, {"metadata": {"name": name}})
+        # The API server's own service, the first address of the service range.
+        self.create(
+            self.types[("", "services")],
+            "default",
+            {
+                "metadata": {
+                    "name": "kubernetes",
+                    "labels": {"component": "apiserver", "provider": "kubernetes"},
+                },
+                "spec": {
+                    "ports": [{"name": "https", "port": 443, "targetPort": 6443}],
+                    "sessionAffinity": "None",
+                    "type": "ClusterIP",
+                },
+            },
+            manager="kube-apiserver",
+        )
 
     def reset(self) -> None:
         """Drop every object, custom type and watch; keep the counter moving forward."""
@@ -591,6 +611,8 @@ class Store:
                 fresh[key] = value
         obj["metadata"] = fresh
         _defaults(rt, obj)
+        if rt.key == ("", "services"):
+            self._allocate_cluster_ip(obj)
         if apply_manager is None:
             _fields.record_update(
                 None,
@@ -603,6 +625,20 @@ class Store:
         if dry_run:
             return Stored(obj)
         return self._commit(rt, (ns, name), obj, "ADDED")
+
+    def _allocate_cluster_ip(self, obj: dict[str, Any]) -> None:
+        # The service IP allocator, from the default 10.96.0.0/12 range.
+        spec = obj["spec"]
+        if spec.get("type") == "ExternalName" or spec.get("clusterIP") == "None":
+            return
+        if not spec.get("clusterIP"):
+            self.service_ips += 1
+            number = self.service_ips
+            spec["clusterIP"] = str(ipaddress.IPv4Address("10.96.0.0") + number)
+        spec.setdefault("clusterIPs", [spec["clusterIP"]])
+        spec.setdefault("ipFamilies", ["IPv4"])
+        spec.setdefault("ipFamilyPolicy", "SingleStack")
+        spec.setdefault("internalTrafficPolicy", "Cluster")
 
     def update(
         self,
