@@ -24,7 +24,7 @@ from attrs import frozen
 from asyncpod import _json
 from asyncpod._errors import (
     APIError,
-    GoneError,
+    AsyncpodError,
     ProtocolError,
     RequestTimeoutError,
     ServerError,
@@ -241,6 +241,7 @@ class Watch:
         self._decoder = WatchDecoder(max_object_size)
         self._pending: list[WatchEvent] = []
         self._failures = 0
+        self._received = False
         self._closed = False
         # A watch from no resourceVersion (or "0") starts with synthetic ADDED
         # events that are not in resourceVersion order; resuming from one of
@@ -283,18 +284,21 @@ class Watch:
         if self._deadline is None and self.timeout_seconds is not None:
             self._deadline = time.monotonic() + self.timeout_seconds
         while True:
+            failure: APIError | None = None
             while self._pending:
                 try:
                     event = self._accept(self._pending.pop(0))
-                except (ServerError, TooManyRequestsError):
-                    # A transient failure the server reported in the stream:
-                    # reconnect from the last resourceVersion.
-                    self._pending.clear()
-                    await self._drop()
+                except (ServerError, TooManyRequestsError) as exc:
+                    failure = exc
                     break
                 if event is not None:
                     return event
-            if self._pending:
+            if failure is not None:
+                # A transient failure the server reported in the stream:
+                # reconnect from the last resourceVersion, within the limit.
+                self._pending.clear()
+                await self._drop(backoff=False)
+                await self._backoff(failure)
                 continue
             remaining = self._remaining()
             if remaining is not None and remaining <= 0:
@@ -318,13 +322,16 @@ class Watch:
                 continue
             if chunk == b"":
                 # The server ended the stream (its timeoutSeconds ran out):
-                # resume at once from the last resourceVersion.
-                # Cut inside an event: it is sent again after resuming.
+                # resume at once from the last resourceVersion. An event cut
+                # in half is dropped here and sent again after resuming.
                 with contextlib.suppress(ProtocolError):
                     self._pending.extend(self._decoder.close())
-                await self._drop(backoff=False)
+                # A stream that ended without a byte is a failure, not a
+                # timeout: back off rather than spin on a broken proxy.
+                await self._drop(backoff=not self._received)
                 continue
             self._failures = 0
+            self._received = True
             self._pending.extend(self._decoder.feed(chunk))
 
     def _accept(self, event: WatchEvent) -> WatchEvent | None:
@@ -333,7 +340,7 @@ class Watch:
             raise status_error(event.object)
         version = event.resource_version
         if self._initial:
-            if event.type == "BOOKMARK" or event.type != "ADDED":
+            if event.type != "ADDED":
                 self._initial = False
                 self._initial_seen.clear()
             else:
@@ -384,19 +391,22 @@ class Watch:
         if remaining is not None:
             limit = remaining if limit is None else min(limit, remaining)
         response: Response | None = None
+        failure: AsyncpodError | None = None
         try:
             with anyio.move_on_after(math.inf if limit is None else limit):
                 response = await client._open_stream(self._path, params)
-        except GoneError:
-            raise
         except (TransportError, ServerError, TooManyRequestsError) as exc:
-            await self._backoff(exc)
-            return
-        if response is None:
+            failure = exc
+        if response is None and failure is None:
             msg = f"watch of {self._path} got no answer within {limit} s"
-            await self._backoff(RequestTimeoutError(msg))
+            failure = RequestTimeoutError(msg)
+        if failure is not None:
+            # Outside the except block: a cancellation while waiting must not
+            # be chained to the failure.
+            await self._backoff(failure)
             return
         self._response = response
+        self._received = False
         self._decoder = WatchDecoder(self.max_object_size)
 
     async def _disconnect(self) -> None:

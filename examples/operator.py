@@ -12,8 +12,14 @@ embedded sandbox, creates three ConfigMaps, reconciles them and exits.
 
 from __future__ import annotations
 
-import contextlib
 import sys
+
+# This file is named like the standard library's "operator" module; when run
+# as a script its folder comes first on sys.path and would shadow it.
+if sys.path and sys.path[0] and __file__.startswith(sys.path[0]):
+    del sys.path[0]
+
+import contextlib
 from typing import Any
 
 import anyio
@@ -46,7 +52,7 @@ async def reconcile(k8s: asyncpod.Client, cm: dict[str, Any]) -> bool:
     return True
 
 
-async def operate(k8s: asyncpod.Client, *, stop_after: int | None = None) -> None:
+async def operate(k8s: asyncpod.Client, stop_after: int | None = None) -> None:
     """Run the control loop; with ``stop_after``, return once that many are greeted."""
     greeted: set[str] = set()
     async with k8s.informer("configmaps", namespace=asyncpod.ALL, label_selector=SELECTOR) as inf:
@@ -85,14 +91,18 @@ def main() -> int:
     try:
         asyncpod.load_config()
     except asyncpod.ConfigError:
-        from asyncpod.testing import Sandbox
-
-        print("no configuration applies: starting the embedded sandbox")
-        with Sandbox() as sandbox:
-            anyio.run(demo, asyncpod.Config.proxy(sandbox.proxy_url))
+        configured = False
+    else:
+        configured = True
+    if configured:
+        with contextlib.suppress(KeyboardInterrupt):
+            anyio.run(forever)
         return 0
-    with contextlib.suppress(KeyboardInterrupt):
-        anyio.run(forever)
+    from asyncpod.testing import Sandbox
+
+    print("no configuration applies: starting the embedded sandbox")
+    with Sandbox() as sandbox:
+        anyio.run(demo, asyncpod.Config.proxy(sandbox.proxy_url))
     return 0
 
 

@@ -384,3 +384,133 @@ async def test_all_is_refused_for_single_object_calls(k8s: asyncpod.Client) -> N
         await k8s.get("configmaps", "x", namespace=asyncpod.ALL)
     with pytest.raises(InvalidNameError, match="ALL"):
         await k8s.create("configmaps", _cm("x"), namespace=asyncpod.ALL)
+
+
+async def test_discovery_is_cached_and_refreshed_once_on_a_miss(
+    k8s: asyncpod.Client, sandbox: Any
+) -> None:
+    """Known spellings hit the cache; an unknown one refreshes discovery exactly once."""
+    for spelling in ("configmaps", "cm", "ConfigMap", "configmap"):
+        await k8s.resource(spelling)
+    assert sandbox.requests.count("GET", "/api") == 1
+    with pytest.raises(UnknownResourceError):
+        await k8s.resource("nothing-like-this")
+    assert sandbox.requests.count("GET", "/api") == 2
+
+
+async def test_evict_removes_the_pod(k8s: asyncpod.Client, ns: str) -> None:
+    """evict() goes through the Eviction subresource and the pod is gone."""
+    pod = {"metadata": {"name": "p"}, "spec": {"containers": [{"name": "c", "image": "x"}]}}
+    await k8s.create("pods", pod, namespace=ns)
+    await k8s.evict("p", namespace=ns)
+    with pytest.raises(NotFoundError):
+        await k8s.get("po", "p", namespace=ns)
+
+
+async def test_escaping_names_leave_no_trace_on_the_server(
+    k8s: asyncpod.Client, ns: str, sandbox: Any
+) -> None:
+    """No request at all is sent for a refused name."""
+    before = len(sandbox.requests)
+    await k8s.resource("configmaps")
+    sent = len(sandbox.requests)
+    for bad in ESCAPES:
+        with pytest.raises(InvalidNameError):
+            await k8s.get("configmaps", bad, namespace=ns)
+    assert len(sandbox.requests) == sent
+    assert sent >= before
+
+
+async def _install_widgets(k8s: asyncpod.Client) -> None:
+    with contextlib.suppress(ConflictError):
+        await k8s.create("customresourcedefinitions.apiextensions.k8s.io", CRD)
+    with anyio.fail_after(10):
+        while True:
+            try:
+                await k8s.resource("widgets.example.com")
+                return
+            except UnknownResourceError:
+                await anyio.sleep(0.05)
+
+
+def _object(kind: str, name: str) -> tuple[str, dict[str, Any]]:
+    """A spelling and a fresh object of ``kind``, with one field ``x`` to play with."""
+    if kind == "configmap":
+        return "cm", {
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": {"name": name},
+            "data": {"x": "1"},
+        }
+    if kind == "deployment":
+        deployment = _deployment(name)
+        deployment["metadata"]["annotations"] = {"x": "1"}
+        return "deployments.apps", deployment
+    return "widgets.v1.example.com", {
+        "apiVersion": "example.com/v1",
+        "kind": "Widget",
+        "metadata": {"name": name, "annotations": {"x": "1"}},
+        "spec": {"size": 1},
+    }
+
+
+def _x(obj: dict[str, Any]) -> str | None:
+    if obj["kind"] == "ConfigMap":
+        return (obj.get("data") or {}).get("x")
+    return (obj["metadata"].get("annotations") or {}).get("x")
+
+
+def _set_x(kind: str, value: str) -> dict[str, Any]:
+    if kind == "configmap":
+        return {"data": {"x": value}}
+    return {"metadata": {"annotations": {"x": value}}}
+
+
+@pytest.mark.parametrize("kind", ["configmap", "deployment", "widget"])
+async def test_every_verb_and_patch_type(k8s: asyncpod.Client, ns: str, kind: str) -> None:
+    """create, get, list, replace, merge/json/strategic patch, apply and delete on each kind."""
+    if kind == "widget":
+        await _install_widgets(k8s)
+    spelling, obj = _object(kind, "obj")
+    created = await k8s.create(spelling, obj, namespace=ns, field_manager="creator")
+    assert _x(created) == "1"
+    fetched = await k8s.get(spelling, "obj", namespace=ns)
+    assert fetched["metadata"]["uid"] == created["metadata"]["uid"]
+    listed = [o["metadata"]["name"] async for o in k8s.list(spelling, namespace=ns)]
+    assert "obj" in listed
+
+    fetched_x = _set_x(kind, "2")
+    if kind == "configmap":
+        fetched["data"] = fetched_x["data"]
+    else:
+        fetched["metadata"]["annotations"] = fetched_x["metadata"]["annotations"]
+    assert _x(await k8s.replace(spelling, fetched, namespace=ns)) == "2"
+
+    assert _x(await k8s.patch(spelling, "obj", _set_x(kind, "3"), namespace=ns)) == "3"
+    pointer = "/data/x" if kind == "configmap" else "/metadata/annotations/x"
+    json_patch = [{"op": "replace", "path": pointer, "value": "4"}]
+    assert _x(await k8s.patch(spelling, "obj", json_patch, namespace=ns, patch_type="json")) == "4"
+    if kind == "widget":
+        # Custom resources have no strategic merge: the server answers 415.
+        with pytest.raises(asyncpod.APIError) as info:
+            await k8s.patch(
+                spelling, "obj", _set_x(kind, "5"), namespace=ns, patch_type="strategic"
+            )
+        assert info.value.status == 415
+    else:
+        strategic = await k8s.patch(
+            spelling, "obj", _set_x(kind, "5"), namespace=ns, patch_type="strategic"
+        )
+        assert _x(strategic) == "5"
+
+    _, desired = _object(kind, "obj")
+    desired.update(_set_x(kind, "6") if kind == "configmap" else {})
+    if kind != "configmap":
+        desired["metadata"]["annotations"] = {"x": "6"}
+    applied = await k8s.apply(desired, field_manager="applier", force=True, namespace=ns)
+    assert _x(applied) == "6"
+    assert "applier" in {f["manager"] for f in applied["metadata"]["managedFields"]}
+
+    await k8s.delete(spelling, "obj", namespace=ns)
+    with pytest.raises(NotFoundError):
+        await k8s.get(spelling, "obj", namespace=ns)

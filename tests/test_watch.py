@@ -214,3 +214,40 @@ async def test_server_errors_are_retried_with_backoff(anyio_backend: str) -> Non
                 assert ev.object["metadata"]["name"] == "a"
                 break
     assert len(server.requests) == 3
+
+
+async def test_empty_streams_back_off(anyio_backend: str) -> None:
+    """Streams that end at once without a byte are retried with growing delays, not in a spin."""
+
+    def script(params: dict[str, str]) -> tuple[int, list[Step]]:
+        if len(server.requests) <= 4:
+            return 200, [END]
+        return 200, [event("ADDED", 2, "a"), END]
+
+    async with scripted_server(script) as server, client(server.url, anyio_backend) as k8s:
+        with anyio.fail_after(10):
+            start = anyio.current_time()
+            async with k8s.watch("configmaps", resource_version="1") as watch:
+                event_ = await watch.__anext__()
+            elapsed = anyio.current_time() - start
+    assert event_.object["metadata"]["name"] == "a"
+    assert len(server.requests) == 5
+    # Four backoffs of at least 0.05, 0.1, 0.2 and 0.4 s.
+    assert elapsed >= 0.7
+
+
+async def test_error_event_500_reconnects(anyio_backend: str) -> None:
+    """An ERROR event with a 5xx code is transient: the watch resumes from the last version."""
+    failure = b'{"type":"ERROR","object":{"kind":"Status","code":500,"reason":"InternalError"}}\n'
+
+    def script(params: dict[str, str]) -> tuple[int, list[Step]]:
+        if len(server.requests) == 1:
+            return 200, [event("ADDED", 2, "a"), failure, END]
+        return 200, [event("ADDED", 3, "b"), END]
+
+    async with scripted_server(script) as server, client(server.url, anyio_backend) as k8s:
+        with anyio.fail_after(10):
+            async with k8s.watch("configmaps", resource_version="1") as watch:
+                names = [(await watch.__anext__()).object["metadata"]["name"] for _ in range(2)]
+    assert names == ["a", "b"]
+    assert [r["resourceVersion"] for r in server.requests] == ["1", "2"]
