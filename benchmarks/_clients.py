@@ -105,8 +105,9 @@ class Asyncpod(BenchClient):
         if self.engine == "aiohttp":
             return None
         try:
-            from asyncpod import HTTPSEndpoint, StaticTLS
             from asyncpod_transports import create_transport
+
+            from asyncpod import HTTPSEndpoint, StaticTLS
 
             endpoint = HTTPSEndpoint("https://127.0.0.1:1", StaticTLS(ssl.create_default_context()))
             create_transport(endpoint, engine=self.engine)  # type: ignore[arg-type]

@@ -31,8 +31,14 @@ def pod(i: int, *, namespace: str = "default", resource_version: int = 1000) -> 
         "ports": [{"name": "http", "containerPort": 8080, "protocol": "TCP"}],
         "env": [
             {"name": "LOG_LEVEL", "value": "info"},
-            {"name": "POD_NAME", "valueFrom": {"fieldRef": {"apiVersion": "v1", "fieldPath": "metadata.name"}}},
-            {"name": "POD_NAMESPACE", "valueFrom": {"fieldRef": {"apiVersion": "v1", "fieldPath": "metadata.namespace"}}},
+            {
+                "name": "POD_NAME",
+                "valueFrom": {"fieldRef": {"apiVersion": "v1", "fieldPath": "metadata.name"}},
+            },
+            {
+                "name": "POD_NAMESPACE",
+                "valueFrom": {"fieldRef": {"apiVersion": "v1", "fieldPath": "metadata.namespace"}},
+            },
         ],
         "resources": {
             "limits": {"cpu": "500m", "memory": "256Mi"},
@@ -41,13 +47,22 @@ def pod(i: int, *, namespace: str = "default", resource_version: int = 1000) -> 
         "volumeMounts": [mount],
         "livenessProbe": {
             "httpGet": {"path": "/healthz", "port": "http", "scheme": "HTTP"},
-            "timeoutSeconds": 1, "periodSeconds": 10, "successThreshold": 1, "failureThreshold": 3,
+            "timeoutSeconds": 1,
+            "periodSeconds": 10,
+            "successThreshold": 1,
+            "failureThreshold": 3,
         },
         "terminationMessagePath": "/dev/termination-log",
         "terminationMessagePolicy": "File",
         "imagePullPolicy": "IfNotPresent",
     }
-    condition_types = ["PodReadyToStartContainers", "Initialized", "Ready", "ContainersReady", "PodScheduled"]
+    condition_types = [
+        "PodReadyToStartContainers",
+        "Initialized",
+        "Ready",
+        "ContainersReady",
+        "PodScheduled",
+    ]
     return {
         "kind": "Pod",
         "apiVersion": "v1",
@@ -62,29 +77,76 @@ def pod(i: int, *, namespace: str = "default", resource_version: int = 1000) -> 
             "labels": labels,
             "ownerReferences": [
                 {
-                    "apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "web-7d4b9c8f6d",
-                    "uid": "0b8e1c52-3f0e-4d7a-9d7e-2b7a3c1f9e10", "controller": True,
+                    "apiVersion": "apps/v1",
+                    "kind": "ReplicaSet",
+                    "name": "web-7d4b9c8f6d",
+                    "uid": "0b8e1c52-3f0e-4d7a-9d7e-2b7a3c1f9e10",
+                    "controller": True,
                     "blockOwnerDeletion": True,
                 }
             ],
             "managedFields": [
                 {
-                    "manager": "kube-controller-manager", "operation": "Update", "apiVersion": "v1",
-                    "time": "2026-11-28T20:29:38Z", "fieldsType": "FieldsV1",
+                    "manager": "kube-controller-manager",
+                    "operation": "Update",
+                    "apiVersion": "v1",
+                    "time": "2026-11-28T20:29:38Z",
+                    "fieldsType": "FieldsV1",
                     "fieldsV1": {
-                        "f:metadata": {"f:generateName": {}, "f:labels": {".": {}, "f:app": {}, "f:pod-template-hash": {}, "f:tier": {}},
-                                       "f:ownerReferences": {".": {}, 'k:{"uid":"0b8e1c52-3f0e-4d7a-9d7e-2b7a3c1f9e10"}': {}}},
-                        "f:spec": {"f:containers": {'k:{"name":"web"}': {".": {}, "f:env": {}, "f:image": {}, "f:imagePullPolicy": {},
-                                   "f:livenessProbe": {}, "f:name": {}, "f:ports": {}, "f:resources": {}}},
-                                   "f:dnsPolicy": {}, "f:enableServiceLinks": {}, "f:restartPolicy": {}, "f:schedulerName": {},
-                                   "f:securityContext": {}, "f:terminationGracePeriodSeconds": {}},
+                        "f:metadata": {
+                            "f:generateName": {},
+                            "f:labels": {
+                                ".": {},
+                                "f:app": {},
+                                "f:pod-template-hash": {},
+                                "f:tier": {},
+                            },
+                            "f:ownerReferences": {
+                                ".": {},
+                                'k:{"uid":"0b8e1c52-3f0e-4d7a-9d7e-2b7a3c1f9e10"}': {},
+                            },
+                        },
+                        "f:spec": {
+                            "f:containers": {
+                                'k:{"name":"web"}': {
+                                    ".": {},
+                                    "f:env": {},
+                                    "f:image": {},
+                                    "f:imagePullPolicy": {},
+                                    "f:livenessProbe": {},
+                                    "f:name": {},
+                                    "f:ports": {},
+                                    "f:resources": {},
+                                }
+                            },
+                            "f:dnsPolicy": {},
+                            "f:enableServiceLinks": {},
+                            "f:restartPolicy": {},
+                            "f:schedulerName": {},
+                            "f:securityContext": {},
+                            "f:terminationGracePeriodSeconds": {},
+                        },
                     },
                 },
                 {
-                    "manager": "kubelet", "operation": "Update", "apiVersion": "v1",
-                    "time": "2026-11-28T20:29:45Z", "fieldsType": "FieldsV1", "subresource": "status",
-                    "fieldsV1": {"f:status": {"f:conditions": {}, "f:containerStatuses": {}, "f:hostIP": {},
-                                              "f:hostIPs": {}, "f:phase": {}, "f:podIP": {}, "f:podIPs": {}, "f:startTime": {}}},
+                    "manager": "kubelet",
+                    "operation": "Update",
+                    "apiVersion": "v1",
+                    "time": "2026-11-28T20:29:45Z",
+                    "fieldsType": "FieldsV1",
+                    "subresource": "status",
+                    "fieldsV1": {
+                        "f:status": {
+                            "f:conditions": {},
+                            "f:containerStatuses": {},
+                            "f:hostIP": {},
+                            "f:hostIPs": {},
+                            "f:phase": {},
+                            "f:podIP": {},
+                            "f:podIPs": {},
+                            "f:startTime": {},
+                        }
+                    },
                 },
             ],
         },
@@ -95,8 +157,25 @@ def pod(i: int, *, namespace: str = "default", resource_version: int = 1000) -> 
                     "projected": {
                         "sources": [
                             {"serviceAccountToken": {"expirationSeconds": 3607, "path": "token"}},
-                            {"configMap": {"name": "kube-root-ca.crt", "items": [{"key": "ca.crt", "path": "ca.crt"}]}},
-                            {"downwardAPI": {"items": [{"path": "namespace", "fieldRef": {"apiVersion": "v1", "fieldPath": "metadata.namespace"}}]}},
+                            {
+                                "configMap": {
+                                    "name": "kube-root-ca.crt",
+                                    "items": [{"key": "ca.crt", "path": "ca.crt"}],
+                                }
+                            },
+                            {
+                                "downwardAPI": {
+                                    "items": [
+                                        {
+                                            "path": "namespace",
+                                            "fieldRef": {
+                                                "apiVersion": "v1",
+                                                "fieldPath": "metadata.namespace",
+                                            },
+                                        }
+                                    ]
+                                }
+                            },
                         ],
                         "defaultMode": 420,
                     },
@@ -112,8 +191,18 @@ def pod(i: int, *, namespace: str = "default", resource_version: int = 1000) -> 
             "securityContext": {},
             "schedulerName": "default-scheduler",
             "tolerations": [
-                {"key": "node.kubernetes.io/not-ready", "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": 300},
-                {"key": "node.kubernetes.io/unreachable", "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": 300},
+                {
+                    "key": "node.kubernetes.io/not-ready",
+                    "operator": "Exists",
+                    "effect": "NoExecute",
+                    "tolerationSeconds": 300,
+                },
+                {
+                    "key": "node.kubernetes.io/unreachable",
+                    "operator": "Exists",
+                    "effect": "NoExecute",
+                    "tolerationSeconds": 300,
+                },
             ],
             "priority": 0,
             "enableServiceLinks": True,
@@ -122,7 +211,12 @@ def pod(i: int, *, namespace: str = "default", resource_version: int = 1000) -> 
         "status": {
             "phase": "Running",
             "conditions": [
-                {"type": kind, "status": "True", "lastProbeTime": None, "lastTransitionTime": "2026-11-28T20:29:45Z"}
+                {
+                    "type": kind,
+                    "status": "True",
+                    "lastProbeTime": None,
+                    "lastTransitionTime": "2026-11-28T20:29:45Z",
+                }
                 for kind in condition_types
             ],
             "hostIP": "10.0.3.17",
@@ -138,7 +232,8 @@ def pod(i: int, *, namespace: str = "default", resource_version: int = 1000) -> 
                     "ready": True,
                     "restartCount": 0,
                     "image": "registry.example/web:1.27.3",
-                    "imageID": "registry.example/web@sha256:4c1e0f1d5b6a8e9f2d3c4b5a69788796a5b4c3d2e1f0a9b8c7d6e5f4a3b2c1d0",
+                    "imageID": "registry.example/web@sha256:"
+                    "4c1e0f1d5b6a8e9f2d3c4b5a69788796a5b4c3d2e1f0a9b8c7d6e5f4a3b2c1d0",
                     "containerID": f"containerd://{i:064x}",
                     "started": True,
                     "volumeMounts": [{**mount, "recursiveReadOnly": "Disabled"}],
@@ -154,7 +249,7 @@ def _compact(value: Any) -> bytes:
 
 
 def write_data(folder: Path) -> dict[str, int]:
-    """Write ``pod.json``, ``list.json`` and ``watch.ndjson`` into ``folder``; return their sizes."""
+    """Write the pod, the lists and the watch stream into ``folder``; return their sizes."""
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "pod.json").write_bytes(_compact(pod(0)))
     pod_list = {
@@ -167,7 +262,11 @@ def write_data(folder: Path) -> dict[str, int]:
     (folder / "list1.json").write_bytes(_compact({**pod_list, "items": pod_list["items"][:1]}))
     with (folder / "watch.ndjson").open("wb") as out:
         for i in range(WATCH_EVENTS):
-            event = {"type": "MODIFIED" if i >= LIST_PODS else "ADDED",
-                     "object": pod(i % LIST_PODS, resource_version=10_000 + i)}
+            event = {
+                "type": "MODIFIED" if i >= LIST_PODS else "ADDED",
+                "object": pod(i % LIST_PODS, resource_version=10_000 + i),
+            }
             out.write(_compact(event) + b"\n")
-    return {name: (folder / name).stat().st_size for name in ("pod.json", "list.json", "watch.ndjson")}
+    return {
+        name: (folder / name).stat().st_size for name in ("pod.json", "list.json", "watch.ndjson")
+    }

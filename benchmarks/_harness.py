@@ -40,20 +40,78 @@ class Workload:
 WORKLOADS = {
     w.key: w
     for w in (
-        Workload("W1", "GET a 4.5 KB Pod, 64 concurrent, TLS + token", "get", "https", "default",
-                 5000, 1000, 64),
-        Workload("W2", "LIST 500 Pods (2.2 MB), TLS + token", "list", "https", "default", 20, 5,
-                 unit="lists/s"),
-        Workload("W3", "WATCH 20,000 events, TLS + token", "watch", "https", "default",
-                 20_000, 5000, unit="events/s"),
-        Workload("W4-unix", "GET over the Unix socket, 64 concurrent", "get", "unix", "default",
-                 1000, 500, 64),
-        Workload("W4-proxy", "GET over the loopback proxy port, 64 concurrent", "get", "proxy",
-                 "default", 1000, 500, 64),
-        Workload("W5", "1,000 idle watches on one client", "idle", "https", "idle", 1000, 1000,
-                 unit="watches", connections=1100),
-        Workload("W6", "W1 with the token file rotating every second", "get", "https", "rotate",
-                 5000, 1000, 64, rotating=True),
+        Workload(
+            "W1",
+            "GET a 4.5 KB Pod, 64 concurrent, TLS + token",
+            "get",
+            "https",
+            "default",
+            5000,
+            1000,
+            64,
+        ),
+        Workload(
+            "W2",
+            "LIST 500 Pods (2.2 MB), TLS + token",
+            "list",
+            "https",
+            "default",
+            20,
+            5,
+            unit="lists/s",
+        ),
+        Workload(
+            "W3",
+            "WATCH 20,000 events, TLS + token",
+            "watch",
+            "https",
+            "default",
+            20_000,
+            5000,
+            unit="events/s",
+        ),
+        Workload(
+            "W4-unix",
+            "GET over the Unix socket, 64 concurrent",
+            "get",
+            "unix",
+            "default",
+            1000,
+            500,
+            64,
+        ),
+        Workload(
+            "W4-proxy",
+            "GET over the loopback proxy port, 64 concurrent",
+            "get",
+            "proxy",
+            "default",
+            1000,
+            500,
+            64,
+        ),
+        Workload(
+            "W5",
+            "1,000 idle watches on one client",
+            "idle",
+            "https",
+            "idle",
+            1000,
+            1000,
+            unit="watches",
+            connections=1100,
+        ),
+        Workload(
+            "W6",
+            "W1 with the token file rotating every second",
+            "get",
+            "https",
+            "rotate",
+            5000,
+            1000,
+            64,
+            rotating=True,
+        ),
     )
 }
 
@@ -64,17 +122,31 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
         description="asyncpod against raw aiohttp and peer clients, on one nginx.",
     )
     parser.add_argument("--quick", action="store_true", help="fewer requests, one repetition")
-    parser.add_argument("-w", "--workloads", default=",".join(WORKLOADS),
-                        help=f"comma-separated, of {','.join(WORKLOADS)} (W4 = both W4s)")
-    parser.add_argument("-c", "--clients", default=",".join(CLIENTS),
-                        help=f"comma-separated, of {','.join(CLIENTS)}")
+    parser.add_argument(
+        "-w",
+        "--workloads",
+        default=",".join(WORKLOADS),
+        help=f"comma-separated, of {','.join(WORKLOADS)} (W4 = both W4s)",
+    )
+    parser.add_argument(
+        "-c",
+        "--clients",
+        default=",".join(CLIENTS),
+        help=f"comma-separated, of {','.join(CLIENTS)}",
+    )
     parser.add_argument("--repeat", type=int, default=None, help="repetitions (default 3, quick 1)")
-    parser.add_argument("--max-seconds", type=float, default=None,
-                        help="cap on one measured run; a slower client is measured on what it did")
-    parser.add_argument("--json", type=Path, default=RESULTS / "latest.json",
-                        help="where to write the raw results")
-    parser.add_argument("--docs", action="store_true",
-                        help="also write docs/benchmarks.md and docs/benchmarks.png")
+    parser.add_argument(
+        "--max-seconds",
+        type=float,
+        default=None,
+        help="cap on one measured run; a slower client is measured on what it did",
+    )
+    parser.add_argument(
+        "--json", type=Path, default=RESULTS / "latest.json", help="where to write the raw results"
+    )
+    parser.add_argument(
+        "--docs", action="store_true", help="also write docs/benchmarks.md and docs/benchmarks.png"
+    )
     parser.add_argument("--no-pin", action="store_true", help="do not pin processes to CPUs")
     return parser.parse_args(argv)
 
@@ -139,7 +211,8 @@ def run_one(
     killer.start()
     result: dict[str, Any] = {"failed": "no result"}
     try:
-        assert process.stdout is not None and process.stdin is not None
+        assert process.stdout is not None
+        assert process.stdin is not None
         for line in process.stdout:
             if line.startswith('{"result"'):
                 result = json.loads(line)["result"]
@@ -252,8 +325,11 @@ def format_table(summary: dict[str, dict[str, Any]]) -> str:
         notes = [f"{c}: {r['note']}" for c, r in rows.items() if r.get("note")]
         notes += [f"{c}: first error: {r['error']}" for c, r in rows.items() if r.get("error")]
         if key == "W6":
-            notes += [f"{c}: token use by nginx log: {r.get('tokens_seen')}" for c, r in rows.items()
-                      if "na" not in r]
+            notes += [
+                f"{c}: token use by nginx log: {r.get('tokens_seen')}"
+                for c, r in rows.items()
+                if "na" not in r
+            ]
         lines += [f"\n- {n}" for n in notes]
     return "\n".join(lines) + "\n"
 
@@ -269,23 +345,45 @@ def targets(summary: dict[str, dict[str, Any]]) -> list[tuple[str, str, bool | N
     for key in ("W1", "W4-unix", "W4-proxy"):
         if r := row(key, "asyncpod"):
             v = r.get("vs_aiohttp")
-            checks.append((f"{key} asyncpod >= 0.90 x aiohttp", _fmt_ratio(v), v is not None and v >= 0.9))
+            checks.append(
+                (f"{key} asyncpod >= 0.90 x aiohttp", _fmt_ratio(v), v is not None and v >= 0.9)
+            )
     for key in ("W2", "W3"):
         if r := row(key, "asyncpod"):
             v = r.get("vs_msgspec")
-            checks.append((f"{key} asyncpod >= 0.90 x aiohttp+msgspec", _fmt_ratio(v), v is not None and v >= 0.9))
+            checks.append(
+                (
+                    f"{key} asyncpod >= 0.90 x aiohttp+msgspec",
+                    _fmt_ratio(v),
+                    v is not None and v >= 0.9,
+                )
+            )
     trio = row("W1", "asyncpod-trio")
-    checks.append(("W1 asyncpod-trio >= 0.50 x aiohttp",
-                   _fmt_ratio(trio.get("vs_aiohttp")) if trio else "n/a",
-                   (trio.get("vs_aiohttp") or 0) >= 0.5 if trio else None))
+    checks.append(
+        (
+            "W1 asyncpod-trio >= 0.50 x aiohttp",
+            _fmt_ratio(trio.get("vs_aiohttp")) if trio else "n/a",
+            (trio.get("vs_aiohttp") or 0) >= 0.5 if trio else None,
+        )
+    )
     w6, w1 = row("W6", "asyncpod"), row("W1", "asyncpod")
     if w6 and w1:
         ratio = w6["rate"] / w1["rate"]
-        checks.append(("W6 >= 0.98 x W1 (asyncpod), 0 failures",
-                       f"{ratio:.2f}, {w6['errors']} failures", ratio >= 0.98 and w6["errors"] == 0))
+        checks.append(
+            (
+                "W6 >= 0.98 x W1 (asyncpod), 0 failures",
+                f"{ratio:.2f}, {w6['errors']} failures",
+                ratio >= 0.98 and w6["errors"] == 0,
+            )
+        )
     if w5 := row("W5", "asyncpod"):
-        checks.append(("W5 asyncpod < 100 MB RSS", f"{w5['rss_mb']:.0f} MiB",
-                       w5["rss_mb"] < 100 and w5["errors"] == 0))
+        checks.append(
+            (
+                "W5 asyncpod < 100 MB RSS",
+                f"{w5['rss_mb']:.0f} MiB",
+                w5["rss_mb"] < 100 and w5["errors"] == 0,
+            )
+        )
     return checks
 
 
@@ -295,15 +393,20 @@ def main(argv: list[str] | None = None) -> int:
     clients = _selected(args.clients, CLIENTS, "client")
     repeat = args.repeat or (1 if args.quick else 3)
     cpus = sorted(os.sched_getaffinity(0))
-    server_cpu, client_cpu = (cpus[0], cpus[1]) if len(cpus) >= 2 and not args.no_pin else (None, None)
+    server_cpu, client_cpu = (
+        (cpus[0], cpus[1]) if len(cpus) >= 2 and not args.no_pin else (None, None)
+    )
     if server_cpu is not None:
         os.sched_setaffinity(0, {server_cpu})  # the harness itself stays off the client's CPU
     started = time.monotonic()
     runs: dict[str, dict[str, list[dict[str, Any]]]] = {}
     with running_server(server_cpu) as (server, nginx_pid):
-        print(f"nginx on CPU {server_cpu}, clients on CPU {client_cpu}; "
-              f"pod {server.sizes['pod.json']} B, list {server.sizes['list.json']} B, "
-              f"watch {server.sizes['watch.ndjson']} B", file=sys.stderr)
+        print(
+            f"nginx on CPU {server_cpu}, clients on CPU {client_cpu}; "
+            f"pod {server.sizes['pod.json']} B, list {server.sizes['list.json']} B, "
+            f"watch {server.sizes['watch.ndjson']} B",
+            file=sys.stderr,
+        )
         for key in workloads:
             workload = WORKLOADS[key]
             by_client = runs.setdefault(key, {c: [] for c in clients})
@@ -322,8 +425,11 @@ def main(argv: list[str] | None = None) -> int:
                     else:
                         result = run_one(client, workload, server, args, client_cpu)
                     by_client[client].append(result)
-                    print(f"[{time.monotonic() - started:6.0f}s] {key} {client} #{rep + 1}: "
-                          f"{_one_line(result)} ({time.monotonic() - t0:.1f}s)", file=sys.stderr)
+                    print(
+                        f"[{time.monotonic() - started:6.0f}s] {key} {client} #{rep + 1}: "
+                        f"{_one_line(result)} ({time.monotonic() - t0:.1f}s)",
+                        file=sys.stderr,
+                    )
     summary = summarize(runs)
     table = format_table(summary)
     print(table)
@@ -357,8 +463,12 @@ def _one_line(result: dict[str, Any]) -> str:
     if "failed" in result:
         return f"FAILED {result['failed']}"
     if "idle_cpu_percent" in result:
-        return (f"RSS {result['rss_mb']:.0f} MiB, idle CPU {result['idle_cpu_percent']:.1f} %, "
-                f"{result.get('server_open')} open, {result['errors']} errors")
+        return (
+            f"RSS {result['rss_mb']:.0f} MiB, idle CPU {result['idle_cpu_percent']:.1f} %, "
+            f"{result.get('server_open')} open, {result['errors']} errors"
+        )
     errors = f", {result['errors']} errors ({result['error']})" if result.get("errors") else ""
-    return (f"{result['ops']} in {result['seconds']:.2f}s = {result['rate']:,.0f}/s, "
-            f"CPU {result['cpu']:.2f}s{errors}")
+    return (
+        f"{result['ops']} in {result['seconds']:.2f}s = {result['rate']:,.0f}/s, "
+        f"CPU {result['cpu']:.2f}s{errors}"
+    )

@@ -162,7 +162,10 @@ def find_nginx() -> str:
         env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
         subprocess.run(["apt-get", "update", "-q"], check=True, env=env, stdout=subprocess.DEVNULL)
         subprocess.run(
-            ["apt-get", "install", "-y", "-q", "nginx"], check=True, env=env, stdout=subprocess.DEVNULL
+            ["apt-get", "install", "-y", "-q", "nginx"],
+            check=True,
+            env=env,
+            stdout=subprocess.DEVNULL,
         )
         if os.access("/usr/sbin/nginx", os.X_OK):
             return "/usr/sbin/nginx"
@@ -207,7 +210,7 @@ class _IdleBackend:
             asyncio.start_unix_server(self._handle, path=str(self.path), backlog=4096)
         )
         self._started.set()
-        with contextlib.suppress(Exception):
+        with contextlib.suppress(Exception, asyncio.CancelledError):
             self._loop.run_until_complete(server.serve_forever())
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
