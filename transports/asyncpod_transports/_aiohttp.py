@@ -46,12 +46,6 @@ class _AiohttpStream:
             response.close()
 
 
-def _what(request: Request) -> str:
-    # Built only when needed (errors, streams): formatting it for every
-    # request was a measurable share of the transport's own cost.
-    return f"{request.method} {request.target.partition('?')[0]}"
-
-
 def _map_error(exc: BaseException, what: str, *, sent: bool) -> TransportError:
     if isinstance(exc, aiohttp.ClientConnectorCertificateError):
         return TransportError(
@@ -113,6 +107,7 @@ class AiohttpTransport:
         return headers
 
     async def send(self, request: Request) -> Response:
+        what = f"{request.method} {request.target.partition('?')[0]}"
         ssl_context: ssl.SSLContext | bool = True
         if self._tls is not None:
             ssl_context = self._tls.ssl_context()
@@ -129,21 +124,21 @@ class AiohttpTransport:
         except aiohttp.ClientConnectorCertificateError as exc:
             if self._tls is not None:
                 self._tls.verification_failed()
-            raise _map_error(exc, _what(request), sent=False) from exc
+            raise _map_error(exc, what, sent=False) from exc
         except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
-            raise _map_error(exc, _what(request), sent=True) from exc
+            raise _map_error(exc, what, sent=True) from exc
         if request.stream:
             return Response(
                 status=response.status,
                 headers=response.headers,
-                stream=_AiohttpStream(response, _what(request)),
+                stream=_AiohttpStream(response, what),
                 reason=response.reason or "",
             )
         try:
             content = await response.read()
         except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
             response.close()
-            raise _map_error(exc, _what(request), sent=True) from exc
+            raise _map_error(exc, what, sent=True) from exc
         except BaseException:
             response.close()
             raise
