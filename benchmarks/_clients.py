@@ -134,8 +134,12 @@ class Asyncpod(BenchClient):
         )
         await self.client.__aenter__()
         self.has_watch = hasattr(self.client, "watch")
+        notes = []
         if not self.has_watch:
-            self.note = "W3/W5 through Client.stream (Client.watch not available)"
+            notes.append("W3/W5 through Client.stream (Client.watch not available)")
+        if ctx.route == "https" and type(self.client._auth).__name__ == "StaticToken":
+            notes.append("the token file is read once (no rotating token file)")
+        self.note = "; ".join(notes)
 
     async def get(self, namespace: str) -> None:
         await self.client.get_json(pod_path(namespace))

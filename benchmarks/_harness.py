@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import statistics
 import subprocess
 import sys
@@ -181,7 +182,7 @@ def run_one(
     client: str, workload: Workload, server: Server, args: argparse.Namespace, cpu: int | None
 ) -> dict[str, Any]:
     """Run ``client`` on ``workload`` in a fresh process and return its result."""
-    max_seconds = args.max_seconds or (15.0 if args.quick else 30.0)
+    max_seconds = args.max_seconds or (8.0 if args.quick else 15.0)
     spec = {
         "client": client,
         "kind": workload.kind,
@@ -192,8 +193,10 @@ def run_one(
         "connections": workload.connections,
         "rotating": workload.rotating,
         "max_seconds": max_seconds,
-        "settle_seconds": 3.0 if args.quick else 5.0,
+        "settle_seconds": 1.0 if args.quick else 2.0,
         "idle_seconds": 3.0 if args.quick else 10.0,
+        "open_timeout": 30.0,
+        "ready_file": str(server.root / f"ready-{client}"),
         "cpu": cpu,
         "ctx": _context(server),
     }
@@ -209,6 +212,8 @@ def run_one(
     )
     killer = threading.Timer(max_seconds + 90, process.kill)
     killer.start()
+    if workload.kind == "idle":
+        _signal_when_open(server, spec["n"], Path(spec["ready_file"]), spec["open_timeout"])
     result: dict[str, Any] = {"failed": "no result"}
     try:
         assert process.stdout is not None
@@ -224,9 +229,25 @@ def run_one(
         process.wait()
     finally:
         killer.cancel()
+        if process.poll() is None:
+            process.kill()
+            process.wait()
     if "failed" in result and stderr:
         result["stderr"] = stderr[-2000:]
     return result
+
+
+def _signal_when_open(server: Server, n: int, ready: Path, timeout: float) -> None:
+    """Create ``ready`` once the server holds ``n`` idle watches open (or at ``timeout``)."""
+    ready.unlink(missing_ok=True)
+
+    def watch() -> None:
+        deadline = time.monotonic() + timeout
+        while server.idle_open() < n and time.monotonic() < deadline:
+            time.sleep(0.05)
+        ready.touch()
+
+    threading.Thread(target=watch, daemon=True).start()
 
 
 def _median(values: list[float]) -> float:
@@ -274,6 +295,18 @@ def summarize(runs: dict[str, dict[str, list[dict[str, Any]]]]) -> dict[str, dic
                 if row["cpu_per_1000"] == row["cpu_per_1000"] and ref["cpu_per_1000"]:
                     row[field + "_cpu"] = row["cpu_per_1000"] / ref["cpu_per_1000"]
         summary[key] = rows
+    # W6 is W1 with a rotating token: compare it with W1 of the same run.
+    if "W6" in summary and "W1" in summary:
+        w1 = summary["W1"]
+        ref = w1.get(REFERENCE)
+        for client, row in summary["W6"].items():
+            if "na" in row:
+                continue
+            if ref and "na" not in ref and ref["rate"]:
+                row["vs_aiohttp"] = row["rate"] / ref["rate"]
+            own = w1.get(client)
+            if own and "na" not in own and own["rate"]:
+                row["vs_w1"] = row["rate"] / own["rate"]
     return summary
 
 
@@ -300,6 +333,8 @@ def format_table(summary: dict[str, dict[str, Any]]) -> str:
                 )
             continue
         both = key in ("W2", "W3")
+        if key == "W6":
+            lines.append("(vs aiohttp: against raw aiohttp's W1; vs own W1 in the notes)\n")
         head = f"| client | {workload.unit} | vs aiohttp | CPU s/1000 | CPU vs aiohttp |"
         rule = "| --- | ---: | ---: | ---: | ---: |"
         if both:
@@ -387,7 +422,12 @@ def targets(summary: dict[str, dict[str, Any]]) -> list[tuple[str, str, bool | N
     return checks
 
 
+def _terminate(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt  # run the cleanup: stop the client process and nginx
+
+
 def main(argv: list[str] | None = None) -> int:
+    signal.signal(signal.SIGTERM, _terminate)
     args = _parse_args(argv)
     workloads = _selected(args.workloads, WORKLOADS, "workload")
     clients = _selected(args.clients, CLIENTS, "client")

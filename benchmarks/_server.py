@@ -86,11 +86,12 @@ http {{
         if ($token_ok = 0) {{
             return 401 '{unauthorized}';
         }}
-        include {root}/routes.conf;
+        # Before the shared routes: the first matching regex location wins.
         location ~ ^/api/v1/namespaces/rotate/pods/[^/]+$ {{
             access_log {root}/rotate.log token buffer=64k;
             alias {root}/data/pod.json;
         }}
+        include {root}/routes.conf;
     }}
     server {{
         listen 127.0.0.1:{http_port};

@@ -137,6 +137,15 @@ async def _idle(client: BenchClient, spec: dict[str, Any], counter: Counter) -> 
     async with anyio.create_task_group() as tg:
         for _ in range(spec["n"]):
             tg.start_soon(hold)
+        # Wait until the server holds every watch open (the harness says so
+        # through a file), then let the last handshakes settle.
+        ready = spec.get("ready_file")
+        waited = time.perf_counter()
+        while ready and not os.path.exists(ready):  # noqa: ASYNC240 - a stat, nothing to wait on
+            if time.perf_counter() - waited > spec["open_timeout"]:
+                break
+            await anyio.sleep(0.1)
+        open_seconds = time.perf_counter() - waited
         await anyio.sleep(spec["settle_seconds"])
         t0, c0 = time.perf_counter(), time.process_time()
         await anyio.sleep(spec["idle_seconds"])
@@ -149,6 +158,7 @@ async def _idle(client: BenchClient, spec: dict[str, Any], counter: Counter) -> 
             "idle_cpu_percent": cpu / seconds * 100,
             "rss_mb": rss_mb(),
             "rss_before_mb": rss_before,
+            "open_seconds": open_seconds,
             "errors": counter.errors,
             "error": counter.first_error,
             "note": client.note,
