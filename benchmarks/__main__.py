@@ -1,4 +1,4 @@
-"""``python -m benchmarks``: see ``benchmarks/README.md``."""
+"""``python -m benchmarks``: see ``docs/benchmarks.md``."""
 
 import sys
 

@@ -106,7 +106,7 @@ http {{
 
 ROUTES_CONF = """\
 location = /version {{ alias {ref}/get-version.json; }}
-location = /version/ {{ alias {ref}/get-version.json; }}
+location = /version/ {{ rewrite ^ /version last; }}
 location = /api {{ alias {ref}/get-api.json; }}
 location = /api/v1 {{ alias {ref}/get-api-v1.json; }}
 location = /apis {{ alias {ref}/get-apis.json; }}
