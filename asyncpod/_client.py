@@ -7,6 +7,7 @@ import contextlib
 import importlib
 import logging
 import math
+import time
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from types import TracebackType
@@ -202,7 +203,7 @@ class Client(ResourceMixin):
         *,
         deadline: float | None = None,
     ) -> Response:
-        """Send with retries; ``deadline`` is the client's own (``anyio.current_time()`` clock)."""
+        """Send with retries; ``deadline`` is the client's own, on ``time.monotonic()``."""
         transport, auth = self._transport, self._auth
         if transport is None or auth is None:
             msg = "the client is closed or was never entered: use 'async with Client() as k8s'"
@@ -240,7 +241,7 @@ class Client(ResourceMixin):
                     reauthorized = True
                     await _discard(response, stream)
                     continue
-                if not policy.is_retryable_status(status):
+                if status < 429 or not policy.is_retryable_status(status):
                     return response
                 attempt += 1
                 retry_after = parse_retry_after(response.headers.get("retry-after"))
@@ -323,10 +324,8 @@ class Client(ResourceMixin):
         if timeout is None:
             return await self._send(method, target, headers, body, stream)
         # The deadline is also passed down, so that retries respect it
-        # whichever mechanism enforces it (anyio.current_time() is the loop's
-        # clock, the one asyncio.timeout uses).
-        deadline = anyio.current_time() + timeout
-        msg = f"{method} {path} got no answer within {timeout:g} s (the client's timeout)"
+        # whichever mechanism enforces it.
+        deadline = time.monotonic() + timeout
         if self._native_timeout is not None:
             # Performance: asyncio.timeout costs a third less than an anyio
             # cancel scope, which was the largest cost of asyncpod's own layer.
@@ -339,11 +338,11 @@ class Client(ResourceMixin):
             except TimeoutError:
                 if not scope.expired():
                     raise
-                raise RequestTimeoutError(msg) from None
+                raise _timed_out(method, path, timeout) from None
         with anyio.move_on_after(timeout):
             return await self._send(method, target, headers, body, stream, deadline=deadline)
         # Only reached when the scope cancelled the call.
-        raise RequestTimeoutError(msg)
+        raise _timed_out(method, path, timeout)
 
     async def get_json(self, path: str, *, params: Params | None = None) -> Any:
         """GET ``path`` and decode the JSON answer.
@@ -415,12 +414,15 @@ async def _discard(response: Response, stream: bool) -> None:
 
 def _remaining(own: float | None) -> float | None:
     """Seconds left before the innermost deadline: the client's (``own``) or the caller's."""
-    deadline = anyio.current_effective_deadline()
+    remaining = anyio.current_effective_deadline() - anyio.current_time()
     if own is not None:
-        deadline = min(deadline, own)
-    if deadline == math.inf:
-        return None
-    return deadline - anyio.current_time()
+        remaining = min(remaining, own - time.monotonic())
+    return None if remaining == math.inf else remaining
+
+
+def _timed_out(method: str, path: str, timeout: float) -> RequestTimeoutError:
+    msg = f"{method} {path} got no answer within {timeout:g} s (the client's timeout)"
+    return RequestTimeoutError(msg)
 
 
 def _request_event(
