@@ -106,3 +106,20 @@ def test_unknown_fault_kind_is_refused() -> None:
     """A misspelt kind is a ValueError naming the kinds."""
     with pytest.raises(ValueError, match="throttle"):
         Sandbox().faults.add("explode")  # type: ignore[arg-type]
+
+
+async def test_injected_401_is_the_real_unauthorized(sandbox: Sandbox) -> None:
+    """An injected 401 is the server's exact Unauthorized answer (a revoked token)."""
+    sandbox.faults.add("status", status=401)
+    async with proxy_client(sandbox) as client:
+        response = await client.get("/api")
+    assert response.status_code == 401
+    assert response.json() == {
+        "kind": "Status",
+        "apiVersion": "v1",
+        "metadata": {},
+        "status": "Failure",
+        "message": "Unauthorized",
+        "reason": "Unauthorized",
+        "code": 401,
+    }

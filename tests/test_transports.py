@@ -24,7 +24,7 @@ import anyio
 import pytest
 import trustme
 from asyncpod_transports import create_transport
-from transport_server import TransportTestServer, pattern_body
+from tests.transport_server import TransportTestServer, pattern_body
 
 import asyncpod
 from asyncpod import (
@@ -416,7 +416,10 @@ async def test_rotated_ca_applies_to_new_connections(
 async def test_ip_san_is_checked(
     make_transport: Callable[..., Transport], server: TransportTestServer, ca: trustme.CA
 ) -> None:
-    """A certificate without the URL's IP in its SANs is refused."""
+    """An IP in the URL is matched against the certificate's IP SANs, never skipped."""
+    matching = make_transport(HTTPSEndpoint(server.url("tls"), StaticTLS(client_context(ca))))
+    assert (await get(matching, "/status/200")).status == 200
+    # This certificate names only kubernetes.default.svc: no IP SAN.
     transport = make_transport(HTTPSEndpoint(server.url("named"), StaticTLS(client_context(ca))))
     with pytest.raises(TransportError) as caught:
         await get(transport, "/status/200")
@@ -539,6 +542,11 @@ async def test_header_injection_is_refused(transport: Transport) -> None:
     with pytest.raises(TransportError) as caught:
         await get(transport, "/echo", X_Test="a\r\nX-Injected: 1")
     assert not caught.value.sent
+    with pytest.raises(TransportError) as caught:
+        await transport.send(Request(method="GET", target="/echo", headers={"X-A: b": "c"}))
+    assert not caught.value.sent
+    # The connection pool is unharmed.
+    assert (await get(transport, "/status/200")).status == 200
 
 
 async def test_head_and_no_content_answers_keep_the_connection(
@@ -747,7 +755,7 @@ async def test_through_kubectl_proxy(engine: str, kubectl_config: Config) -> Non
 async def test_kubectl_proxy_never_gets_our_token(
     make_transport: Callable[..., Transport], kubectl_config: Config
 ) -> None:
-    """An Authorization header set by the caller is stripped before kubectl proxy."""
+    """Behind kubectl proxy the server sees kubectl's token, whatever the caller set."""
     transport = make_transport(make_endpoint(kubectl_config))
     echo = (await get(transport, "/echo", Authorization="Bearer ours")).json()
     assert echo["headers"]["authorization"] == f"Bearer {KUBECONFIG_TOKEN}"
@@ -767,7 +775,7 @@ async def test_kubectl_proxy_truncated_body_is_an_error(
 async def test_kubectl_proxy_reuses_connections(
     make_transport: Callable[..., Transport], kubectl_config: Config
 ) -> None:
-    """Many sequential requests through kubectl proxy succeed on the keep-alive pool."""
+    """Fifty sequential requests through kubectl proxy (a Go server) reuse the pool cleanly."""
     transport = make_transport(make_endpoint(kubectl_config))
     started = time.monotonic()
     for _ in range(50):

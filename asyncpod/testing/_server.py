@@ -45,6 +45,14 @@ _PATCH_TYPES = {
     "application/apply-patch+cbor": "apply",
 }
 _TRUE = ("true", "1")
+# The API server's wording for the statuses a fault can inject.
+_INJECTED_MESSAGES = {
+    429: "Too many requests, please try again later.",
+    500: "Internal error occurred: injected by the sandbox",
+    503: "the server is currently unable to handle the request",
+    504: "the server was unable to return a response in the time allotted, but may still "
+    "be processing the request",
+}
 
 
 class _Drop(Exception):
@@ -221,10 +229,10 @@ class Handler:
                 await asyncio.sleep(fault.delay)
             await request.read()
             code = fault.status
-            if code == 429:
-                message = "Too many requests, please try again later."
-            else:
-                message = f"the sandbox injected a {code} answer"
+            if code == 401:
+                # Exactly the real 401: as if the token had just been revoked.
+                return self._error(_status.unauthorized(), audit_id, None)
+            message = _INJECTED_MESSAGES.get(code, f"the sandbox injected a {code} answer")
             details: dict[str, Any] = {}
             if fault.retry_after is not None:
                 details["retryAfterSeconds"] = max(int(fault.retry_after), 1)

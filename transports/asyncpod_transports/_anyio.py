@@ -57,9 +57,15 @@ class _Connection:
         self.exchange = Exchange()
         self.reused = False
         self.received = False
-        self.sock: socket.socket | None = stream.extra(  # noqa: S610 - anyio, not Django
-            anyio.abc.SocketAttribute.raw_socket, None
-        )
+        sock = stream.extra(anyio.abc.SocketAttribute.raw_socket, None)  # noqa: S610 - anyio
+        if sock is not None and type(sock) is not socket.socket:
+            # asyncio hands out a TransportSocket wrapper, which cannot recv().
+            # The socket it wraps can; when it is not there (a later Python),
+            # idle_and_open() borrows the descriptor instead.
+            inner = getattr(sock, "_sock", None)
+            if type(inner) is socket.socket:
+                sock = inner
+        self.sock: socket.socket | None = sock
 
     def idle_and_open(self) -> bool:
         """False when the server closed (or wrote to) this idle connection.
@@ -74,9 +80,8 @@ class _Connection:
         if fd < 0:
             return False
         if type(sock) is not socket.socket:
-            # asyncio hands out a TransportSocket, which cannot recv(): borrow
-            # the descriptor (family and type given, so no system call) and
-            # detach it again without closing it.
+            # A wrapper that cannot recv(): borrow the descriptor (family and
+            # type given, so no system call) and detach it again unclosed.
             sock = socket.socket(sock.family, sock.type, sock.proto, fileno=fd)
             try:
                 return _peek_open(sock)

@@ -57,7 +57,7 @@ def request_head(request: Request, host: str, *, strip_credentials: bool) -> byt
         lower = name.lower()
         if lower in _TRANSPORT_HEADERS or (strip_credentials and lower in _CREDENTIAL_HEADERS):
             continue
-        check_field(name, f"the name of header {name!r}")
+        check_name(name)
         check_field(value, f"header {name!r}")
         lines.append(f"{name}: {value}\r\n")
     content = request.content
@@ -74,6 +74,14 @@ def request_head(request: Request, host: str, *, strip_credentials: bool) -> byt
         raise ValueError(msg) from exc
 
 
+def check_name(name: str) -> None:
+    """Refuse a header name that is empty or holds a separator or control character."""
+    if not name or ":" in name or " " in name or "\t" in name:
+        msg = f"header name {name!r} is not a valid field name; it was not sent"
+        raise ValueError(msg)
+    check_field(name, f"the name of header {name!r}")
+
+
 def check_request(request: Request) -> None:
     """Refuse a target or header that could break out of its field.
 
@@ -82,7 +90,7 @@ def check_request(request: Request) -> None:
     """
     check_field(request.target, "the request target")
     for name, value in request.headers.items():
-        check_field(name, f"the name of header {name!r}")
+        check_name(name)
         check_field(value, f"header {name!r}")
 
 
