@@ -24,7 +24,6 @@ import anyio
 import pytest
 import trustme
 from asyncpod_transports import create_transport
-from tests.transport_server import TransportTestServer, pattern_body
 
 import asyncpod
 from asyncpod import (
@@ -44,6 +43,7 @@ from asyncpod import (
     UnixEndpoint,
 )
 from asyncpod._wiring import make_endpoint
+from tests.transport_server import TransportTestServer, pattern_body
 
 pytestmark = pytest.mark.anyio
 
