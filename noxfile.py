@@ -41,5 +41,5 @@ def typing(session: nox.Session) -> None:
 @nox.session
 def bench(session: nox.Session) -> None:
     """The side-by-side benchmark suite (ratios against raw aiohttp)."""
-    session.install("-e", ".[dev]")
+    session.install("-e", ".[dev,bench]")
     session.run("python", "-m", "benchmarks", *session.posargs)

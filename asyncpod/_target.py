@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from functools import lru_cache
 from urllib.parse import quote, urlencode
 
 ParamValue = str | int | float | bool | None | Sequence[str]
@@ -15,6 +16,14 @@ def _param_text(value: str | int | float | bool) -> str:
     return str(value)
 
 
+@lru_cache(maxsize=4096)
+def _encoded_path(path: str) -> str:
+    # Keep what is already percent-encoded; encode spaces and other unsafe bytes.
+    # A client asks for the same few paths again and again, and quote() is the
+    # most expensive step of building a request, so its answers are cached.
+    return quote(path, safe="/:@!$&'()*+,;=-._~%?")
+
+
 def build_target(path: str, params: Params | None = None) -> str:
     """``path`` plus an encoded query; ``None`` values are left out.
 
@@ -24,8 +33,7 @@ def build_target(path: str, params: Params | None = None) -> str:
     if not path.startswith("/") or path.startswith("//"):
         msg = f"path {path!r} must be an absolute path on the API server, such as '/api'"
         raise ValueError(msg)
-    # Keep what is already percent-encoded; encode spaces and other unsafe bytes.
-    target = quote(path, safe="/:@!$&'()*+,;=-._~%?")
+    target = _encoded_path(path)
     if not params:
         return target
     pairs: list[tuple[str, str]] = []

@@ -1,0 +1,1 @@
+"""The side-by-side benchmark suite of asyncpod (``python -m benchmarks``)."""
