@@ -17,6 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from asyncpod._errors import ConfigError
+from asyncpod._events import CAReloadEvent, EventHook, emit
 
 logger = logging.getLogger("asyncpod")
 
@@ -42,6 +43,8 @@ class CAWatcher:
             ``ConfigError`` when the file does not hold a certificate.
         interval: the longest time between two checks of the file.
         clock: a monotonic clock (for tests).
+        on_event: called with a ``CAReloadEvent`` after each rebuild
+            (``Client(on_event=...)`` passes its hook here).
 
     Raises:
         ConfigError: the first build failed.
@@ -53,6 +56,8 @@ class CAWatcher:
         "_context",
         "_identity",
         "_next_check",
+        "_on_event",
+        "_verification_failed",
         "builds",
         "ca_file",
         "interval",
@@ -65,11 +70,14 @@ class CAWatcher:
         *,
         interval: float = CA_CHECK_INTERVAL,
         clock: Callable[[], float] = time.monotonic,
+        on_event: EventHook | None = None,
     ) -> None:
         self.ca_file = Path(ca_file)
         self.interval = interval
         self._build = build
         self._clock = clock
+        self._on_event = on_event
+        self._verification_failed = False
         self._identity = _identity(self.ca_file)
         self._context = build()
         #: How many contexts were built (for diagnostics and tests).
@@ -84,16 +92,19 @@ class CAWatcher:
         now = self._clock()
         if now >= self._next_check:
             self._next_check = now + self.interval
+            reason = "verification failed" if self._verification_failed else "changed"
+            self._verification_failed = False
             identity = _identity(self.ca_file)
             if identity is not None and identity != self._identity:
-                self._rebuild(identity)
+                self._rebuild(identity, reason)
         return self._context
 
     def verification_failed(self) -> None:
         """A server certificate did not verify: look at the file on the next connection."""
         self._next_check = 0.0
+        self._verification_failed = True
 
-    def _rebuild(self, identity: Identity) -> None:
+    def _rebuild(self, identity: Identity, reason: str) -> None:
         try:
             context = self._build()
         except ConfigError as exc:
@@ -104,3 +115,5 @@ class CAWatcher:
         self._context = context
         self.builds += 1
         logger.info("CA bundle %s changed: new connections use it", self.ca_file)
+        if self._on_event is not None:
+            emit(self._on_event, CAReloadEvent(str(self.ca_file), reason))

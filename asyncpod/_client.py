@@ -143,13 +143,13 @@ class Client(ResourceMixin):
             from asyncpod._chain import load_config
 
             self._config = load_config()
-        self._auth = make_auth(self._config)
+        self._auth = make_auth(self._config, on_event=self._on_event)
         library = sniffio.current_async_library()
         self._native_timeout = _ASYNCIO_TIMEOUT if library == "asyncio" else None
         if self._transport is None:
             engine = choose_engine(library, self._engine)
             self._transport = create_transport(
-                make_endpoint(self._config),
+                make_endpoint(self._config, on_event=self._on_event),
                 engine=engine,
                 max_connections=self.max_connections,
                 connect_timeout=self.connect_timeout,

@@ -64,13 +64,19 @@ class TokenReloadEvent:
 
     Attributes:
         path: the token file.
-        reason: what triggered the read (``"changed"``, ``"periodic"``, ``"401"``).
+        reason: what triggered the read: ``"changed"`` (the file was replaced),
+            ``"periodic"`` (the longest time between reads passed),
+            ``"expiry"`` (the token's JWT ``exp`` is near), ``"401"`` (the
+            server refused the token) or ``"retry"`` (the previous read failed).
         changed: whether a new token was found.
+        error: why the file gave no token (the previous one stays in use), or
+            ``None`` when the read worked. Never contains the token.
     """
 
     path: str
     reason: str
     changed: bool = True
+    error: str | None = None
 
 
 @frozen
@@ -79,7 +85,9 @@ class CAReloadEvent:
 
     Attributes:
         path: the CA file.
-        reason: what triggered the read (``"changed"``, ``"verification failed"``).
+        reason: what triggered the read: ``"changed"`` (the periodic check found
+            a new file) or ``"verification failed"`` (a server certificate did
+            not verify with the previous bundle).
     """
 
     path: str
@@ -93,8 +101,11 @@ class WatchReconnectEvent:
     Attributes:
         path: the watched collection's path.
         resource_version: where the watch resumes.
-        reason: why it reconnects (``"server timeout"``, ``"connection dropped"``).
-        attempt: consecutive reconnects without an event in between.
+        reason: why it reconnects: ``"server timeout"`` (the server ended the
+            stream), ``"connection dropped"``, ``"inactivity"`` (no byte for
+            the inactivity limit), ``"empty stream"``, ``"connect failed"``,
+            ``"no answer"``, or ``"HTTP 503"`` (an error status or ERROR event).
+        attempt: consecutive reconnects without data in between (1 for the first).
         delay: seconds waited before reconnecting.
     """
 

@@ -26,6 +26,7 @@ from asyncpod._watch import (
 
 if TYPE_CHECKING:
     from asyncpod._config import Config
+    from asyncpod._events import EventHook
     from asyncpod._informer import Informer
     from asyncpod._logs import LogLines
     from asyncpod._models import Response
@@ -206,6 +207,7 @@ class ResourceMixin:
 
         timeout: float | None
         retries: Any
+        _on_event: EventHook | None
 
         async def get_json(self, path: str, *, params: Params | None = None) -> Any: ...
 

@@ -36,6 +36,7 @@ import anyio
 
 from asyncpod._credentials import read_token
 from asyncpod._errors import ConfigError
+from asyncpod._events import EventHook, TokenReloadEvent, emit
 
 logger = logging.getLogger("asyncpod")
 
@@ -91,6 +92,8 @@ class TokenFile:
         max_age: the longest time a token is used without reading the file.
         clock: a monotonic clock (for tests).
         wall_clock: the Unix time (for the JWT ``exp``).
+        on_event: called with a ``TokenReloadEvent`` after each read but the
+            first (``Client(on_event=...)`` passes its hook here).
 
     Raises:
         ConfigError: the file cannot be read or is empty when the object is made.
@@ -100,11 +103,13 @@ class TokenFile:
         "_checked_after_401",
         "_clock",
         "_deadline",
+        "_deadline_reason",
         "_header",
         "_identity",
         "_last_error",
         "_lock",
         "_next_check",
+        "_on_event",
         "_wall_clock",
         "check_interval",
         "max_age",
@@ -120,12 +125,14 @@ class TokenFile:
         max_age: float = MAX_AGE,
         clock: Callable[[], float] = time.monotonic,
         wall_clock: Callable[[], float] = time.time,
+        on_event: EventHook | None = None,
     ) -> None:
         self.path = Path(path)
         self.check_interval = check_interval
         self.max_age = max_age
         self._clock = clock
         self._wall_clock = wall_clock
+        self._on_event = on_event
         self._lock: anyio.Lock | None = None
         self._checked_after_401: tuple[str, float] | None = None
         #: How many times the file was read (for diagnostics and tests).
@@ -136,7 +143,9 @@ class TokenFile:
         now = clock()
         self._next_check = now + check_interval
         self._deadline = now + max_age
-        error = self._read(now)
+        # Why the read at ``_deadline`` happens, for TokenReloadEvent.
+        self._deadline_reason = "periodic"
+        error = self._read(now, None)
         if error is not None:
             msg = f"token file {self.path} {error}"
             raise ConfigError(msg)
@@ -161,7 +170,7 @@ class TokenFile:
             if sent == self._header:
                 now = self._clock()
                 if not self._reread_recently(sent, now):
-                    self._read(now)
+                    self._read(now, "401")
                     if self._header == sent:
                         self._checked_after_401 = (sent, now)
             return self._header != sent
@@ -183,7 +192,7 @@ class TokenFile:
     def _check(self, now: float) -> None:
         self._next_check = now + self.check_interval
         if now >= self._deadline:
-            self._read(now)
+            self._read(now, self._deadline_reason)
             return
         try:
             identity = _identity(os.stat(self.path))
@@ -191,10 +200,14 @@ class TokenFile:
             identity = None
         if identity != self._identity:
             # Changed, or cannot be looked at: _read says which, and warns.
-            self._read(now)
+            self._read(now, "changed")
 
-    def _read(self, now: float) -> str | None:
-        """Read the file; on failure keep the last token and return the reason."""
+    def _read(self, now: float, reason: str | None) -> str | None:
+        """Read the file; on failure keep the last token and return the reason.
+
+        ``reason`` says why, for the ``TokenReloadEvent``; ``None`` (the first
+        read) reports nothing.
+        """
         self.reads += 1
         error: str | None = None
         try:
@@ -214,6 +227,9 @@ class TokenFile:
                 self._last_error = error
             # Try again at the next check rather than waiting a full period.
             self._deadline = now
+            self._deadline_reason = "retry"
+            if self._on_event is not None and reason is not None:
+                emit(self._on_event, TokenReloadEvent(str(self.path), reason, False, error))
             return error
         if self._last_error is not None:
             logger.info("token file %s can be read again", self.path)
@@ -223,11 +239,17 @@ class TokenFile:
         changed = header != self._header
         self._header = header
         deadline = now + self.max_age
+        self._deadline_reason = "periodic"
         exp = jwt_expiry(token)
         if exp is not None:
-            deadline = min(deadline, now + (exp - self._wall_clock()) - EXPIRY_MARGIN)
+            before_exp = now + (exp - self._wall_clock()) - EXPIRY_MARGIN
+            if before_exp < deadline:
+                deadline = before_exp
+                self._deadline_reason = "expiry"
         self._deadline = max(deadline, now + self.check_interval)
         logger.debug(
             "token file %s read (%s)", self.path, "new token" if changed else "token unchanged"
         )
+        if self._on_event is not None and reason is not None:
+            emit(self._on_event, TokenReloadEvent(str(self.path), reason, changed))
         return None

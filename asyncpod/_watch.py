@@ -32,6 +32,7 @@ from asyncpod._errors import (
     TransportError,
     error_class_for,
 )
+from asyncpod._events import WatchReconnectEvent, emit
 from asyncpod._models import Response
 
 if TYPE_CHECKING:
@@ -241,6 +242,7 @@ class Watch:
         self._decoder = WatchDecoder(max_object_size)
         self._pending: list[WatchEvent] = []
         self._failures = 0
+        self._reconnects_in_row = 0
         self._received = False
         self._closed = False
         # A watch from no resourceVersion (or "0") starts with synthetic ADDED
@@ -297,8 +299,7 @@ class Watch:
                 # A transient failure the server reported in the stream:
                 # reconnect from the last resourceVersion, within the limit.
                 self._pending.clear()
-                await self._drop(backoff=False)
-                await self._backoff(failure)
+                await self._drop(_failure_reason(failure), failure)
                 continue
             remaining = self._remaining()
             if remaining is not None and remaining <= 0:
@@ -314,11 +315,11 @@ class Watch:
                 with anyio.move_on_after(limit):
                     chunk = await self._receive()
             except TransportError:
-                await self._drop()
+                await self._drop("connection dropped")
                 continue
             if chunk is None:
                 # Silence: the deadline passed, or the connection is dead.
-                await self._drop(backoff=False)
+                await self._drop("inactivity", backoff=False)
                 continue
             if chunk == b"":
                 # The server ended the stream (its timeoutSeconds ran out):
@@ -328,9 +329,13 @@ class Watch:
                     self._pending.extend(self._decoder.close())
                 # A stream that ended without a byte is a failure, not a
                 # timeout: back off rather than spin on a broken proxy.
-                await self._drop(backoff=not self._received)
+                if self._received:
+                    await self._drop("server timeout", backoff=False)
+                else:
+                    await self._drop("empty stream")
                 continue
             self._failures = 0
+            self._reconnects_in_row = 0
             self._received = True
             self._pending.extend(self._decoder.feed(chunk))
 
@@ -398,12 +403,12 @@ class Watch:
         except (TransportError, ServerError, TooManyRequestsError) as exc:
             failure = exc
         if response is None and failure is None:
-            msg = f"watch of {self._path} got no answer within {limit} s"
+            msg = f"watch of {self._path} got no answer within {limit:g} s"
             failure = RequestTimeoutError(msg)
         if failure is not None:
             # Outside the except block: a cancellation while waiting must not
             # be chained to the failure.
-            await self._backoff(failure)
+            await self._backoff(_failure_reason(failure), failure)
             return
         self._response = response
         self._received = False
@@ -417,21 +422,57 @@ class Watch:
                 with contextlib.suppress(TransportError):
                     await response.aclose()
 
-    async def _drop(self, *, backoff: bool = True) -> None:
+    async def _drop(
+        self, reason: str, failure: AsyncpodError | None = None, *, backoff: bool = True
+    ) -> None:
+        """Release the connection and get ready to resume (after a backoff)."""
         await self._disconnect()
         self.reconnects += 1
-        if backoff:
-            await self._backoff(None)
+        await self._backoff(reason, failure, wait=backoff)
 
-    async def _backoff(self, exc: BaseException | None) -> None:
-        self._failures += 1
-        limit = self._client._watch_retry_limit()
-        if exc is not None and self._failures > limit:
-            raise exc
-        delay = backoff_delay(self._failures)
-        if isinstance(exc, APIError) and exc.retry_after is not None:
-            delay = max(delay, exc.retry_after)
+    async def _backoff(
+        self, reason: str, failure: AsyncpodError | None, *, wait: bool = True
+    ) -> None:
+        """Wait before connecting again; report it as a ``WatchReconnectEvent``.
+
+        Raises:
+            AsyncpodError: ``failure``, when the reconnects in a row without
+                data exceed the client's ``retries``.
+        """
+        delay = 0.0
+        if wait:
+            self._failures += 1
+            limit = self._client._watch_retry_limit()
+            if failure is not None and self._failures > limit:
+                raise failure
+            delay = backoff_delay(self._failures)
+            if isinstance(failure, APIError) and failure.retry_after is not None:
+                delay = max(delay, failure.retry_after)
         remaining = self._remaining()
         if remaining is not None:
-            delay = min(delay, max(0.0, remaining))
-        await anyio.sleep(delay)
+            if remaining <= 0:
+                return  # the caller's timeout_seconds is over: no reconnect
+            delay = min(delay, remaining)
+        self._reconnects_in_row += 1
+        hook = self._client._on_event
+        if hook is not None:
+            version = self._start_version if self._initial else self.resource_version
+            emit(
+                hook,
+                WatchReconnectEvent(
+                    self._path or "", version, reason, self._reconnects_in_row, delay
+                ),
+            )
+        if delay > 0:
+            await anyio.sleep(delay)
+
+
+def _failure_reason(failure: AsyncpodError) -> str:
+    """A short reason for a ``WatchReconnectEvent``: never a message, which may be long."""
+    if isinstance(failure, APIError):
+        return f"HTTP {failure.status}"
+    if isinstance(failure, RequestTimeoutError):
+        return "no answer"
+    if isinstance(failure, TransportError) and not failure.sent:
+        return "connect failed"
+    return "connection dropped"

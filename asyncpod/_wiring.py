@@ -12,6 +12,7 @@ from asyncpod._ca import CAWatcher
 from asyncpod._config import Config
 from asyncpod._credentials import check_token
 from asyncpod._errors import ConfigError
+from asyncpod._events import EventHook
 from asyncpod._exec import ExecAuth
 from asyncpod._tls import create_ssl_context
 from asyncpod._token import TokenFile
@@ -44,8 +45,12 @@ def _insecure_context(config: Config) -> ssl.SSLContext:
     return context
 
 
-def make_tls(config: Config) -> TLSContextSource:
-    """Where the connections to ``config.server`` get their SSL context."""
+def make_tls(config: Config, *, on_event: EventHook | None = None) -> TLSContextSource:
+    """Where the connections to ``config.server`` get their SSL context.
+
+    ``on_event`` receives a ``CAReloadEvent`` whenever a watched CA file is
+    read again.
+    """
     if config.insecure_skip_tls_verify:
         return StaticTLS(_insecure_context(config))
     build = functools.partial(
@@ -58,12 +63,12 @@ def make_tls(config: Config) -> TLSContextSource:
         key_data=config.client_key_data,
     )
     if config.ca_file is not None and config.ca_data is None:
-        return CAWatcher(config.ca_file, build)
+        return CAWatcher(config.ca_file, build, on_event=on_event)
     return StaticTLS(build())
 
 
-def make_endpoint(config: Config) -> Endpoint:
-    """The endpoint that ``config`` names.
+def make_endpoint(config: Config, *, on_event: EventHook | None = None) -> Endpoint:
+    """The endpoint that ``config`` names; ``on_event`` goes to its CA watcher.
 
     Raises:
         ConfigError: the config names something the transports cannot reach.
@@ -83,11 +88,13 @@ def make_endpoint(config: Config) -> Endpoint:
         raise ConfigError(msg)
     if config.server.startswith("http://"):
         return ProxyEndpoint(config.server, allow_remote=config.allow_remote_proxy)
-    return HTTPSEndpoint(config.server, make_tls(config), server_name=config.tls_server_name)
+    return HTTPSEndpoint(
+        config.server, make_tls(config, on_event=on_event), server_name=config.tls_server_name
+    )
 
 
-def make_auth(config: Config) -> Auth:
-    """The credentials that ``config`` names.
+def make_auth(config: Config, *, on_event: EventHook | None = None) -> Auth:
+    """The credentials that ``config`` names; ``on_event`` goes to a token file.
 
     Raises:
         ConfigError: the token file cannot be read or is empty.
@@ -97,7 +104,7 @@ def make_auth(config: Config) -> Auth:
     if config.token is not None:
         return StaticToken(check_token(config.token, f"the token of the {config.source} config"))
     if config.token_file is not None:
-        return TokenFile(config.token_file)
+        return TokenFile(config.token_file, on_event=on_event)
     if config.exec_provider is not None:
         return ExecAuth(config.exec_provider, config=config)
     return NoAuth()

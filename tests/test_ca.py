@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import trustme
 
-from asyncpod import CAWatcher, ConfigError
+from asyncpod import CAReloadEvent, CAWatcher, ConfigError
 from asyncpod._tls import create_ssl_context
 from tests.sa_folder import make_sa_folder, rotate
 
@@ -91,3 +91,26 @@ def test_first_build_failure_is_a_config_error(tmp_path: Path) -> None:
     bad.write_text("not a certificate")
     with pytest.raises(ConfigError, match=str(bad)):
         watcher(tmp_path, Clock())
+
+
+def test_rebuilds_are_reported_with_their_reason(sa: Path) -> None:
+    """on_event gets a CAReloadEvent per new context: "changed", or "verification failed"."""
+    clock = Clock()
+    events: list[CAReloadEvent] = []
+    build = functools.partial(create_ssl_context, ca_file=sa / "ca.crt")
+    w = CAWatcher(sa / "ca.crt", build, clock=clock, on_event=events.append)
+    clock.now += 6
+    w.ssl_context()
+    assert events == []  # checked, unchanged: nothing to report
+    rotate(sa, {"ca.crt": trustme.CA().cert_pem.bytes()})
+    clock.now += 6
+    w.ssl_context()
+    assert events == [CAReloadEvent(str(sa / "ca.crt"), "changed")]
+    w.verification_failed()
+    w.ssl_context()
+    assert len(events) == 1  # looked again at once; the file is the same
+    rotate(sa, {"ca.crt": trustme.CA().cert_pem.bytes()})
+    w.verification_failed()
+    w.ssl_context()
+    assert events[-1] == CAReloadEvent(str(sa / "ca.crt"), "verification failed")
+    assert w.builds == 3

@@ -14,7 +14,7 @@ from pathlib import Path
 import anyio
 import pytest
 
-from asyncpod import ConfigError, TokenFile
+from asyncpod import ConfigError, TokenFile, TokenReloadEvent
 from asyncpod._token import jwt_expiry
 from tests.sa_folder import make_sa_folder, rotate
 
@@ -252,3 +252,38 @@ async def test_broken_file_warns_once(
             clock.now += 1.1
             assert await auth.authorization() == "Bearer sekret-one"
     assert len([r for r in caplog.records if r.levelno == logging.WARNING]) == 1
+
+
+async def test_every_reread_is_reported_with_its_reason(
+    tmp_path: Path, clock: Clock, wall: Clock
+) -> None:
+    """on_event gets one TokenReloadEvent per read but the first, saying why; never the token."""
+    secret = jwt({"exp": wall.now + 30})
+    sa = make_sa_folder(tmp_path / "sa", {"token": secret.encode()})
+    events: list[TokenReloadEvent] = []
+    auth = TokenFile(sa / "token", clock=clock, wall_clock=wall, on_event=events.append)
+    path = str(sa / "token")
+    clock.now += 26.0  # 4 s before exp
+    await auth.authorization()
+    assert events == [TokenReloadEvent(path, "expiry", changed=False)]
+    rotate(sa, {"token": b"opaque-two"})
+    clock.now += 1.0
+    await auth.authorization()
+    assert events[-1] == TokenReloadEvent(path, "changed", changed=True)
+    clock.now += 60.0
+    await auth.authorization()
+    assert events[-1] == TokenReloadEvent(path, "periodic", changed=False)
+    assert await auth.unauthorized("Bearer opaque-two") is False
+    assert events[-1] == TokenReloadEvent(path, "401", changed=False)
+    rotate(sa, {"token": b""})
+    clock.now += 1.0
+    await auth.authorization()
+    assert events[-1] == TokenReloadEvent(path, "changed", changed=False, error="is empty")
+    rotate(sa, {"token": b"opaque-three"})
+    clock.now += 1.0
+    assert await auth.authorization() == "Bearer opaque-three"
+    assert events[-1] == TokenReloadEvent(path, "retry", changed=True)
+    assert len(events) == auth.reads - 1
+    shown = repr(events)
+    assert "opaque-" not in shown
+    assert secret.rsplit(".", 1)[-1] not in shown
