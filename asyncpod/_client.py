@@ -202,13 +202,19 @@ class Client(ResourceMixin):
         stream: bool,
         *,
         deadline: float | None = None,
+        policy: RetryPolicy | None = None,
     ) -> Response:
-        """Send with retries; ``deadline`` is the client's own, on ``time.monotonic()``."""
+        """Send with retries; ``deadline`` is the client's own, on ``time.monotonic()``.
+
+        ``policy`` replaces the client's retry policy for this call.
+        """
         transport, auth = self._transport, self._auth
         if transport is None or auth is None:
             msg = "the client is closed or was never entered: use 'async with Client() as k8s'"
             raise AsyncpodError(msg)
-        policy, hook, limiter = self.retry_policy, self._on_event, self._limiter
+        hook, limiter = self._on_event, self._limiter
+        if policy is None:
+            policy = self.retry_policy
         attempt = 0
         reauthorized = False
         while True:

@@ -16,6 +16,7 @@ from asyncpod import _json
 from asyncpod._discovery import Discovery, Resource
 from asyncpod._errors import GoneError, InvalidNameError
 from asyncpod._paths import ALL, _AllNamespaces, segment, validate_segment
+from asyncpod._retry import NO_RETRIES
 from asyncpod._status import api_error
 from asyncpod._target import Params
 from asyncpod._watch import (
@@ -30,6 +31,7 @@ if TYPE_CHECKING:
     from asyncpod._informer import Informer
     from asyncpod._logs import LogLines
     from asyncpod._models import Response
+    from asyncpod._retry import RetryPolicy
 
 Namespace = str | _AllNamespaces | None
 PatchType = Literal["merge", "json", "strategic"]
@@ -241,6 +243,8 @@ class ResourceMixin:
             headers: dict[str, str],
             content: bytes | None,
             stream: bool,
+            *,
+            policy: RetryPolicy | None = None,
         ) -> Response: ...
 
     def _track(self, iterator: Any) -> None:
@@ -260,18 +264,23 @@ class ResourceMixin:
         for iterator in list(streams or ()):
             await iterator.aclose()
 
-    async def _open_stream(self, path: str, params: Params | None) -> Response:
+    async def _open_stream(
+        self, path: str, params: Params | None, *, retry: bool = True
+    ) -> Response:
         """GET ``path`` as a stream; the caller must ``aclose()`` the answer.
 
         Unlike ``Client.stream`` this holds no generator, so an iterator that
-        is dropped without being closed leaves nothing to finalize.
+        is dropped without being closed leaves nothing to finalize. With
+        ``retry=False`` the client's retry policy is not applied (a 401 still
+        re-reads the token once): for callers that retry on their own.
 
         Raises:
             APIError: the server answered with an error status.
             TransportError: the server could not be reached.
         """
         target, headers, _ = self._build("GET", path, params, None, None, None, stream=True)
-        response = await self._send("GET", target, headers, None, True)
+        policy = None if retry else NO_RETRIES
+        response = await self._send("GET", target, headers, None, True, policy=policy)
         if response.status < 300:
             return response
         try:

@@ -399,7 +399,10 @@ class Watch:
         failure: AsyncpodError | None = None
         try:
             with anyio.move_on_after(math.inf if limit is None else limit):
-                response = await client._open_stream(self._path, params)
+                # One attempt: the reconnects of this loop are the watch's
+                # only retries, bounded by the client's ``retries``. The
+                # client's own retries would multiply with them.
+                response = await client._open_stream(self._path, params, retry=False)
         except (TransportError, ServerError, TooManyRequestsError) as exc:
             failure = exc
         if response is None and failure is None:
@@ -444,7 +447,7 @@ class Watch:
             self._failures += 1
             limit = self._client._watch_retry_limit()
             if failure is not None and self._failures > limit:
-                raise failure
+                raise _gave_up(failure, self._failures, self._path)
             delay = backoff_delay(self._failures)
             if isinstance(failure, APIError) and failure.retry_after is not None:
                 delay = max(delay, failure.retry_after)
@@ -476,3 +479,16 @@ def _failure_reason(failure: AsyncpodError) -> str:
     if isinstance(failure, TransportError) and not failure.sent:
         return "connect failed"
     return "connection dropped"
+
+
+def _gave_up(failure: AsyncpodError, attempts: int, path: str | None) -> AsyncpodError:
+    """``failure``, saying that the watch gave up after ``attempts`` attempts in a row."""
+    if not isinstance(failure, TransportError) or type(failure) not in (
+        TransportError,
+        RequestTimeoutError,
+    ):
+        return failure  # an APIError carries the server's Status as it came
+    msg = f"watch of {path} gave up after {attempts} attempts in a row: {failure}"
+    error = type(failure)(msg, sent=failure.sent)
+    error.__cause__ = failure
+    return error
