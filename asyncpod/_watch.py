@@ -115,13 +115,20 @@ class WatchDecoder:
     newline. Lines are split on ``b"\\n"`` only, never on other separators
     that JSON strings may carry.
 
+    A bad line never costs the good events before it: when a chunk completes
+    good events and then a bad line, ``feed`` returns those events and keeps
+    the error in ``error``; the next ``feed`` or ``close`` raises it. A caller
+    that will not call again soon (a watch waiting for the next chunk)
+    checks ``error`` once it has handled the events.
+
     Args:
         max_object_size: the longest line accepted, in bytes.
 
     Raises:
         ProtocolError: from ``feed`` or ``close``, when a line is longer than
             ``max_object_size`` or is not a watch event; from ``close`` when
-            the body ended inside an event.
+            the body ended inside an event. Once raised, every later call
+            raises it again.
     """
 
     def __init__(self, max_object_size: int = DEFAULT_MAX_OBJECT_SIZE) -> None:
@@ -132,6 +139,12 @@ class WatchDecoder:
         self._buffer = bytearray()
         # Where to continue looking for b"\n": earlier bytes were searched.
         self._scanned = 0
+        self._error: ProtocolError | None = None
+
+    @property
+    def error(self) -> ProtocolError | None:
+        """The error behind the events the last ``feed`` returned, raised by the next call."""
+        return self._error
 
     @property
     def pending(self) -> int:
@@ -139,29 +152,52 @@ class WatchDecoder:
         return len(self._buffer)
 
     def feed(self, chunk: bytes) -> list[WatchEvent]:
-        """Add bytes of the body; return the events completed by them."""
+        """Add bytes of the body; return the events completed by them.
+
+        Raises:
+            ProtocolError: a line is bad and no good event came before it in
+                this chunk, or an earlier call kept an error.
+        """
+        if self._error is not None:
+            raise self._error
         self._buffer += chunk
         events: list[WatchEvent] = []
         start = 0
         buffer = self._buffer
-        while True:
-            end = buffer.find(b"\n", max(start, self._scanned))
-            if end < 0:
-                break
-            self._check_size(end - start)
-            line = buffer[start:end]
-            if line.strip():
-                events.append(decode_event(line))
-            start = end + 1
-            self._scanned = start
-        if start:
-            del buffer[:start]
-        self._scanned = len(buffer)
-        self._check_size(len(buffer))
+        try:
+            while True:
+                end = buffer.find(b"\n", max(start, self._scanned))
+                if end < 0:
+                    break
+                self._check_size(end - start)
+                line = buffer[start:end]
+                if line.strip():
+                    events.append(decode_event(line))
+                start = end + 1
+                self._scanned = start
+            if start:
+                del buffer[:start]
+            self._scanned = len(buffer)
+            self._check_size(len(buffer))
+        except ProtocolError as exc:
+            # The stream cannot be trusted past a bad line: drop what is
+            # left, and hand out the events before it first.
+            self._error = exc
+            buffer.clear()
+            self._scanned = 0
+            if not events:
+                raise
         return events
 
     def close(self) -> list[WatchEvent]:
-        """The end of the body: decode a final line that had no newline."""
+        """The end of the body: decode a final line that had no newline.
+
+        Raises:
+            ProtocolError: the final line is not a watch event, or an earlier
+                call kept an error.
+        """
+        if self._error is not None:
+            raise self._error
         line = bytes(self._buffer)
         self._buffer.clear()
         self._scanned = 0
@@ -301,6 +337,10 @@ class Watch:
                 self._pending.clear()
                 await self._drop(_failure_reason(failure), failure)
                 continue
+            if self._decoder.error is not None:
+                # A bad line after the events just yielded: the stream is
+                # broken, and the same bytes would come again after resuming.
+                raise self._decoder.error
             remaining = self._remaining()
             if remaining is not None and remaining <= 0:
                 raise StopAsyncIteration

@@ -154,3 +154,58 @@ def test_recorded_410_error_event_maps_to_gone() -> None:
     assert type(error).__name__ == "GoneError"
     assert error.status == 410
     assert error.reason == "Expired"
+
+
+BAD_LINES = [
+    b"not json\n",
+    b"[1,2]\n",
+    b'{"type":"WHAT","object":{}}\n',
+    b"{" + b"x" * 3000 + b"\n",  # longer than the decoder's max_object_size below
+]
+
+
+def _feed_until_error(
+    body: bytes, cuts: list[int]
+) -> tuple[list[WatchEvent], ProtocolError | None]:
+    """Feed ``body`` cut at ``cuts`` as a watch does; the events, and the error that ended it."""
+    decoder = WatchDecoder(max_object_size=2000)
+    events: list[WatchEvent] = []
+    start = 0
+    try:
+        for cut in [*sorted(cuts), len(body)]:
+            events += decoder.feed(body[start:cut])
+            start = cut
+            if decoder.error is not None:
+                raise decoder.error
+        events += decoder.close()
+    except ProtocolError as exc:
+        return events, exc
+    return events, None
+
+
+@given(
+    good=st.integers(0, 4),
+    bad=st.sampled_from(BAD_LINES),
+    cuts=st.lists(st.integers(0, len(BODY) + 4000)),
+)
+def test_events_before_a_bad_line_come_out_first(good: int, bad: bytes, cuts: list[int]) -> None:
+    """Wherever the chunks split, the events before a bad line come out, then ProtocolError."""
+    before = b"".join(_event("ADDED", f"cm-{i}", 100 + i) for i in range(good))
+    body = before + bad + _event("ADDED", "after", 200)
+    events, error = _feed_until_error(body, [c for c in cuts if c <= len(body)])
+    assert [e.object["metadata"]["name"] for e in events] == [f"cm-{i}" for i in range(good)]
+    assert isinstance(error, ProtocolError)
+
+
+def test_a_kept_error_is_raised_by_every_later_call() -> None:
+    """After a bad line, feed() and close() raise the same ProtocolError; nothing else decodes."""
+    decoder = WatchDecoder()
+    events = decoder.feed(_event("ADDED", "a", 1) + b"not json\n" + _event("ADDED", "b", 2))
+    assert [e.object["metadata"]["name"] for e in events] == ["a"]
+    assert isinstance(decoder.error, ProtocolError)
+    with pytest.raises(ProtocolError) as fed:
+        decoder.feed(_event("ADDED", "c", 3))
+    with pytest.raises(ProtocolError) as closed:
+        decoder.close()
+    assert fed.value is closed.value is decoder.error
+    assert decoder.pending == 0

@@ -9,6 +9,7 @@ import asyncpod
 from asyncpod import Event, RequestEvent, RetryEvent, WatchEvent, WatchReconnectEvent
 from asyncpod.testing import Sandbox
 from tests._k8s import client
+from tests._scripted import END, Step, event, scripted_server
 
 pytestmark = pytest.mark.anyio
 
@@ -57,3 +58,20 @@ async def test_watch_of_a_stopped_server_gives_up_after_retries(
     )
     assert "could not connect" in message
     assert caught.value.sent is False
+
+
+async def test_good_events_before_a_bad_line_are_delivered(anyio_backend: str) -> None:
+    """Two events and a line that is not JSON in one chunk: both events, then ProtocolError."""
+    broken = event("ADDED", 2, "a") + event("MODIFIED", 3, "a") + b"not json\n"
+
+    def script(params: dict[str, str]) -> tuple[int, list[Step]]:
+        return 200, [broken, event("ADDED", 4, "b"), END]
+
+    got: list[WatchEvent] = []
+    async with scripted_server(script) as server, client(server.url, anyio_backend) as k8s:
+        watch = k8s.watch("configmaps", resource_version="1")
+        with anyio.fail_after(10), pytest.raises(asyncpod.ProtocolError, match="not JSON"):
+            await drain(watch, got)
+        assert watch.resource_version == "3"
+    assert [(e.type, e.resource_version) for e in got] == [("ADDED", "2"), ("MODIFIED", "3")]
+    assert len(server.requests) == 1  # a broken stream is not resumed
