@@ -26,6 +26,7 @@ from typing import Any
 import anyio
 
 from asyncpod._config import Config, ExecProvider
+from asyncpod._credentials import check_token
 from asyncpod._errors import ConfigError
 
 logger = logging.getLogger("asyncpod")
@@ -88,8 +89,11 @@ def _plugin_name(provider: ExecProvider) -> str:
 def parse_exec_output(provider: ExecProvider, stdout: bytes) -> tuple[str, float | None]:
     """The token and its expiry (Unix time) from the plugin's output.
 
+    The token is checked as a token file's is (``check_token``): visible
+    ASCII only, 64 KiB at most, surrounding whitespace stripped.
+
     Raises:
-        ConfigError: the output is not an ExecCredential with a token.
+        ConfigError: the output is not an ExecCredential with a usable token.
     """
     name = _plugin_name(provider)
     try:
@@ -117,6 +121,9 @@ def parse_exec_output(provider: ExecProvider, stdout: bytes) -> tuple[str, float
         else:
             msg = f"{name} printed an ExecCredential without status.token"
         raise ConfigError(msg)
+    # A plugin is as untrusted as a token file: a newline must not inject a
+    # header, nor a megabyte blob become one.
+    token = check_token(token, f"the status.token printed by {name}")
     expiry: float | None = None
     stamp = status.get("expirationTimestamp")
     if stamp is not None:

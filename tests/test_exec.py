@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import sys
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -29,7 +30,7 @@ with log.open("a") as f:
                         "info": json.loads(os.environ["KUBERNETES_EXEC_INFO"])}) + "\n")
 mode = os.environ.get("PLUGIN_MODE", "ok")
 version = os.environ.get("PLUGIN_VERSION", "client.authentication.k8s.io/v1")
-status = {"token": f"exec-secret-{runs}"}
+status = {"token": os.environ.get("PLUGIN_TOKEN", f"exec-secret-{runs}")}
 if os.environ.get("PLUGIN_EXPIRY"):
     status["expirationTimestamp"] = os.environ["PLUGIN_EXPIRY"]
 answer = {"apiVersion": version, "kind": "ExecCredential", "status": status}
@@ -166,6 +167,37 @@ async def test_bad_answers(plugin: tuple[Path, Path], env: dict[str, str], match
     with pytest.raises(ConfigError, match=match) as info:
         await auth.authorization()
     assert "exec-secret" not in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("token", "match"),
+    [
+        ("exec-secret\r\nX-Injected: yes", r"offset 11 \(0x0d\)"),
+        ("exec-secret with-space", r"offset 11 \(0x20\)"),
+        ("exec-secret-\u00e9", r"not visible ASCII at offset 12"),
+        ("exec-secret-" + "x" * 70_000, "more than the 65536 bytes a token may have"),
+        (" \t\n", "is empty"),
+    ],
+)
+async def test_plugin_tokens_are_checked_like_token_files(
+    plugin: tuple[Path, Path], token: str, match: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A plugin token that cannot be a header: ConfigError naming the plugin, not the token."""
+    auth = ExecAuth(provider(plugin, PLUGIN_TOKEN=token), environ=BASE_ENV)
+    with caplog.at_level(logging.DEBUG, logger="asyncpod"), pytest.raises(ConfigError) as info:
+        await auth.authorization()
+    message = str(info.value)
+    assert re.search(match, message)
+    assert message.startswith("the status.token printed by exec plugin")
+    assert "of user 'alice'" in message
+    assert "exec-secret" not in message
+    assert "exec-secret" not in caplog.text
+
+
+async def test_plugin_token_whitespace_is_stripped(plugin: tuple[Path, Path]) -> None:
+    """Whitespace around a plugin's token is dropped, as around a token file's."""
+    auth = ExecAuth(provider(plugin, PLUGIN_TOKEN=" exec-secret-ok\n"), environ=BASE_ENV)
+    assert await auth.authorization() == "Bearer exec-secret-ok"
 
 
 @pytest.mark.parametrize(
