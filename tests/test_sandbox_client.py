@@ -12,12 +12,6 @@ from tests.sandbox_helpers import CM, configmap
 pytestmark = pytest.mark.anyio
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    """The bundled engine on asyncio is aiohttp; these tests drive asyncpod.Client."""
-    return "asyncio"
-
-
 def _configs(sb: Sandbox, pod: PodEnvironment) -> list[asyncpod.Config]:
     return [
         asyncpod.Config.https(sb.server_url, token_file=pod.token_file, ca_file=pod.ca_file),
@@ -43,11 +37,8 @@ async def test_client_over_the_three_transports(
 
 
 async def test_client_from_the_sandbox_kubeconfig(sandbox: Sandbox) -> None:
-    """The admin kubeconfig works with Config.from_kubeconfig (when this build has it)."""
-    from_kubeconfig = getattr(asyncpod.Config, "from_kubeconfig", None)
-    if from_kubeconfig is None:
-        pytest.skip("Config.from_kubeconfig is not in this build yet")
-    async with asyncpod.Client(from_kubeconfig(sandbox.kubeconfig)) as k8s:
+    """The admin kubeconfig works with Config.from_kubeconfig."""
+    async with asyncpod.Client(asyncpod.Config.from_kubeconfig(sandbox.kubeconfig)) as k8s:
         assert (await k8s.get_json("/api"))["kind"] == "APIVersions"
 
 
@@ -62,13 +53,11 @@ async def test_client_sees_throttling(sandbox: Sandbox) -> None:
 
 async def test_rotation_under_load_has_no_failures(sandbox: Sandbox) -> None:
     """Many concurrent requests across several rotations: none fails (in-cluster config)."""
-    in_cluster = getattr(asyncpod.Config, "in_cluster", None)
-    if in_cluster is None:
-        pytest.skip("Config.in_cluster (rotating token file) is not in this build yet")
     pod = sandbox.pod_environment(namespace="load")
     failures: list[BaseException] = []
     done = 0
-    async with asyncpod.Client(in_cluster(root=pod.root, environ=pod.environ)) as k8s:
+    config = asyncpod.Config.in_cluster(root=pod.root, environ=pod.environ)
+    async with asyncpod.Client(config) as k8s:
 
         async def worker(stop: anyio.Event) -> None:
             nonlocal done

@@ -13,6 +13,7 @@ import anyio
 from asyncpod._client import Client
 from asyncpod._config import Config
 from asyncpod._errors import AsyncpodError
+from asyncpod._events import Event, TokenReloadEvent
 
 if TYPE_CHECKING:
     from asyncpod.testing import PodEnvironment, Sandbox
@@ -55,21 +56,14 @@ def _tree(root: Path) -> None:
 
 
 def pod_config(pod: PodEnvironment) -> Config:
-    """The pod's view: the in-cluster link when this build has it, else explicit HTTPS."""
-    in_cluster = getattr(Config, "in_cluster", None)
-    if in_cluster is not None:
-        config: Config = in_cluster(root=pod.root, environ=pod.environ)
-        return config
-    server = f"https://{pod.environ['KUBERNETES_SERVICE_HOST']}:{pod.environ['KUBERNETES_SERVICE_PORT_HTTPS']}"
-    return Config.https(
-        server, token_file=pod.root / "token", ca_file=pod.root / "ca.crt", namespace="demo"
-    )
+    """What a process in the pod gets: the in-cluster config, from the folder and variables."""
+    return Config.in_cluster(root=pod.root, environ=pod.environ)
 
 
 async def _transports(sb: Sandbox, pod: PodEnvironment) -> None:
     _step(3, "The three ways in, each with asyncpod.Client")
     routes = [
-        ("direct HTTPS, bearer token from the folder", pod_config(pod)),
+        ("direct HTTPS, Config.in_cluster(): bearer token from the folder", pod_config(pod)),
         ("kubectl-proxy style, plain HTTP on localhost", Config.proxy(sb.proxy_url)),
         ("kubectl-proxy style, Unix socket", Config.unix_socket(sb.unix_socket)),
     ]
@@ -92,32 +86,24 @@ async def _write_list_watch(pod: PodEnvironment) -> None:
         events: list[str] = []
 
         async def watch() -> None:
-            params = {"watch": "true", "resourceVersion": rv, "allowWatchBookmarks": "true"}
-            async with k8s.stream("GET", CONFIGMAPS, params=params) as response:
-                async for line in response.aiter_lines():
-                    event: dict[str, Any] = __import__("json").loads(line)
-                    obj = event["object"]
-                    name = obj["metadata"].get("name", "")
-                    version = obj["metadata"]["resourceVersion"]
-                    events.append(event["type"])
-                    _say(f"   watch: {event['type']:<8} {name or '-':<10} rv={version}")
-                    if event["type"] == "DELETED":
+            # Resumes by itself after a dropped connection or a server timeout.
+            async with k8s.watch("configmaps", resource_version=rv) as stream:
+                async for event in stream:
+                    name = event.object["metadata"].get("name", "")
+                    events.append(event.type)
+                    _say(f"   watch: {event.type:<8} {name or '-':<10} rv={event.resource_version}")
+                    if event.type == "DELETED":
                         return
 
         async with anyio.create_task_group() as tg:
             tg.start_soon(watch)
             await anyio.sleep(0.1)
-            body = {"metadata": {"name": "greeting"}, "data": {"text": "hello"}}
-            await k8s.request("POST", CONFIGMAPS, json=body)
+            body: dict[str, Any] = {"metadata": {"name": "greeting"}, "data": {"text": "hi"}}
+            await k8s.create("configmaps", body)
             _say("   write: created ConfigMap 'greeting'")
-            await k8s.request(
-                "PATCH",
-                f"{CONFIGMAPS}/greeting",
-                content=b'{"data":{"text":"hello again"}}',
-                headers={"Content-Type": "application/merge-patch+json"},
-            )
+            await k8s.patch("configmaps", "greeting", {"data": {"text": "hello again"}})
             _say("   write: patched it")
-            await k8s.request("DELETE", f"{CONFIGMAPS}/greeting")
+            await k8s.delete("configmaps", "greeting")
             _say("   write: deleted it")
         _say(f"   the watch saw {', '.join(events)}, in order")
 
@@ -128,8 +114,14 @@ async def _rotation(pod: PodEnvironment, workers: int, rotations: int, grace: fl
     _say("   that read the token once would start failing; one that re-reads it does not.")
     ok = 0
     failures: dict[str, int] = {}
+    reloads: list[str] = []
+
+    def on_event(event: Event) -> None:
+        if isinstance(event, TokenReloadEvent) and event.changed:
+            reloads.append(event.reason)
+
     stop = anyio.Event()
-    async with Client(pod_config(pod), max_connections=workers) as k8s:
+    async with Client(pod_config(pod), max_connections=workers, on_event=on_event) as k8s:
 
         async def worker() -> None:
             nonlocal ok
@@ -154,6 +146,13 @@ async def _rotation(pod: PodEnvironment, workers: int, rotations: int, grace: fl
         took = time.perf_counter() - began
     total = ok + sum(failures.values())
     _say(f"   {total} requests in {took:.1f} s ({total / took:.0f}/s): {ok} ok")
+    how = {
+        "changed": "at the once-a-second check of the file",
+        "401": "after the server refused the old one (the request was sent again)",
+    }
+    for reason in sorted(set(reloads)):
+        count = reloads.count(reason)
+        _say(f"   new token read {count}x {how.get(reason, f'({reason})')}")
     if failures:
         detail = ", ".join(f"{count} {name}" for name, count in failures.items())
         _say(f"   FAILED: {detail} -- this client kept using a token it read once")
