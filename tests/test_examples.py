@@ -11,7 +11,7 @@ EXAMPLES = Path(__file__).parent.parent / "examples"
 
 
 def test_operator_example_greets_against_its_own_sandbox(tmp_path: Path) -> None:
-    """With no configuration, examples/operator.py starts a sandbox and reconciles."""
+    """With no configuration, examples/greeter_operator.py starts a sandbox and reconciles."""
     env = {
         k: v
         for k, v in os.environ.items()
@@ -19,7 +19,7 @@ def test_operator_example_greets_against_its_own_sandbox(tmp_path: Path) -> None
     }
     env["HOME"] = str(tmp_path)  # no ~/.kube/config
     result = subprocess.run(
-        [sys.executable, str(EXAMPLES / "operator.py")],
+        [sys.executable, str(EXAMPLES / "greeter_operator.py")],
         env=env,
         capture_output=True,
         text=True,

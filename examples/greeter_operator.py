@@ -4,7 +4,7 @@ Every ConfigMap labelled ``greeter=on`` gets ``data.greeting`` set from its
 ``data.name``; the operator writes only when the greeting is missing or stale,
 so its own patches (which come back as MODIFIED events) settle at once.
 
-    python examples/operator.py            # the config chain, else a sandbox
+    python examples/greeter_operator.py    # the config chain, else a sandbox
 
 With no configuration (no proxy, no pod, no kubeconfig), it starts the
 embedded sandbox, creates three ConfigMaps, reconciles them and exits.
@@ -12,14 +12,8 @@ embedded sandbox, creates three ConfigMaps, reconciles them and exits.
 
 from __future__ import annotations
 
-import sys
-
-# This file is named like the standard library's "operator" module; when run
-# as a script its folder comes first on sys.path and would shadow it.
-if sys.path and sys.path[0] and __file__.startswith(sys.path[0]):
-    del sys.path[0]
-
 import contextlib
+import sys
 from typing import Any
 
 import anyio
