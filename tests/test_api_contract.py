@@ -883,6 +883,15 @@ async def test_api_errors_carry_the_status(sandbox: Sandbox) -> None:
     assert error.body["code"] == 404
 
 
+async def test_a_path_that_is_not_absolute_is_an_asyncpod_error(sandbox: Sandbox) -> None:
+    """A relative path or a URL is refused before sending, as an AsyncpodError."""
+    async with asyncpod.Client(asyncpod.Config.proxy(sandbox.proxy_url)) as k8s:
+        for path in ("api", "http://elsewhere/api", "//elsewhere/api"):
+            with pytest.raises(asyncpod.AsyncpodError, match="absolute path"):
+                await k8s.get_json(path)
+    assert len(sandbox.requests) == 0
+
+
 async def test_transport_failures_are_mapped(sandbox: Sandbox, tmp_path: Path) -> None:
     """Refused connections and failed TLS verification raise TransportError, chained."""
     closed = asyncpod.Config.unix_socket(tmp_path / "nobody.sock")
