@@ -195,6 +195,15 @@ def test_quick_look_under_asyncio_run_and_trio_run(sandbox: Sandbox, tmp_path: P
         ]
 
 
+def test_from_kubeconfig_reads_the_kubeconfig_variable(
+    sandbox: Sandbox, clean_environ: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Config.from_kubeconfig() without a path reads KUBECONFIG, as kubectl does."""
+    monkeypatch.setenv("KUBECONFIG", str(sandbox.kubeconfig))
+    config = asyncpod.Config.from_kubeconfig()
+    assert (config.source, config.server) == ("kubeconfig", sandbox.server_url)
+
+
 async def test_client_without_config_walks_the_chain(
     sandbox: Sandbox, clean_environ: None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -930,8 +939,22 @@ async def test_rotated_token_is_picked_up(sandbox: Sandbox, tmp_path: Path) -> N
     pod = sandbox.pod_environment(root=tmp_path / "sa")
     async with asyncpod.Client(_in_cluster(pod)) as k8s:
         await k8s.get_json("/api")
+        old_token = pod.token
         pod.rotate_token(grace=0.0)
+        # The old token is refused at once: the client re-reads after the 401.
         assert (await k8s.get_json("/api"))["kind"] == "APIVersions"
+        assert sandbox.requests.count("GET", "/api") == 3
+        stale = asyncpod.Config.https(sandbox.server_url, token=old_token, ca_file=pod.ca_file)
+        async with asyncpod.Client(stale) as other:
+            with pytest.raises(asyncpod.UnauthorizedError):
+                await other.get_json("/version")
+
+        # Swapped a while before the next call, the new token is used from the start.
+        pod.rotate_token(grace=0.3)
+        await anyio.sleep(1.2)
+        sandbox.requests.clear()
+        assert (await k8s.get_json("/api"))["kind"] == "APIVersions"
+        assert [r.status for r in sandbox.requests] == [200]
 
 
 # ---------------------------------------------------------------------------
