@@ -195,15 +195,6 @@ def test_quick_look_under_asyncio_run_and_trio_run(sandbox: Sandbox, tmp_path: P
         ]
 
 
-def test_from_kubeconfig_reads_the_kubeconfig_variable(
-    sandbox: Sandbox, clean_environ: None, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """Config.from_kubeconfig() without a path reads KUBECONFIG, as kubectl does."""
-    monkeypatch.setenv("KUBECONFIG", str(sandbox.kubeconfig))
-    config = asyncpod.Config.from_kubeconfig()
-    assert (config.source, config.server) == ("kubeconfig", sandbox.server_url)
-
-
 async def test_client_without_config_walks_the_chain(
     sandbox: Sandbox, clean_environ: None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -456,6 +447,15 @@ async def test_config_constructors_and_attributes(
             assert (await k8s.get_json("/version"))["major"]
     with pytest.raises(asyncpod.ConfigError, match="nope"):
         asyncpod.Config.from_kubeconfig(sandbox.kubeconfig, context="nope")
+
+
+def test_from_kubeconfig_reads_the_kubeconfig_variable(
+    sandbox: Sandbox, clean_environ: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Config.from_kubeconfig() without a path reads KUBECONFIG, as kubectl does."""
+    monkeypatch.setenv("KUBECONFIG", str(sandbox.kubeconfig))
+    config = asyncpod.Config.from_kubeconfig()
+    assert (config.source, config.server) == ("kubeconfig", sandbox.server_url)
 
 
 def test_config_repr_never_shows_a_token(sandbox: Sandbox, pod_environment: PodEnvironment) -> None:
