@@ -1,9 +1,11 @@
 """asyncpod: a fast async client for the Kubernetes API, on asyncio and trio."""
 
 from asyncpod._auth import Auth, NoAuth, StaticToken
+from asyncpod._ca import CAWatcher
 from asyncpod._chain import load_config
 from asyncpod._client import Client
-from asyncpod._config import Config
+from asyncpod._config import Config, ExecProvider
+from asyncpod._discovery import Resource
 from asyncpod._errors import (
     APIError,
     AsyncpodError,
@@ -13,6 +15,7 @@ from asyncpod._errors import (
     ForbiddenError,
     GoneError,
     InvalidError,
+    InvalidNameError,
     NotFoundError,
     ProtocolError,
     RequestTimeoutError,
@@ -22,8 +25,13 @@ from asyncpod._errors import (
     UnauthorizedError,
     UnknownResourceError,
 )
+from asyncpod._exec import ExecAuth
 from asyncpod._headers import Headers
+from asyncpod._informer import Change, Informer
 from asyncpod._models import ByteStream, Request, Response
+from asyncpod._paths import ALL
+from asyncpod._resources import ListIterator
+from asyncpod._token import TokenFile
 from asyncpod._transport import (
     ENGINES,
     Endpoint,
@@ -36,44 +44,58 @@ from asyncpod._transport import (
     UnixEndpoint,
     choose_engine,
 )
+from asyncpod._watch import Watch, WatchDecoder, WatchEvent
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "ALL",
     "ENGINES",
     "APIError",
     "AsyncpodError",
     "Auth",
     "BadRequestError",
     "ByteStream",
+    "CAWatcher",
+    "Change",
     "Client",
     "Config",
     "ConfigError",
     "ConflictError",
     "Endpoint",
     "Engine",
+    "ExecAuth",
+    "ExecProvider",
     "ForbiddenError",
     "GoneError",
     "HTTPSEndpoint",
     "Headers",
+    "Informer",
     "InvalidError",
+    "InvalidNameError",
+    "ListIterator",
     "NoAuth",
     "NotFoundError",
     "ProtocolError",
     "ProxyEndpoint",
     "Request",
     "RequestTimeoutError",
+    "Resource",
     "Response",
     "ServerError",
     "StaticTLS",
     "StaticToken",
     "TLSContextSource",
+    "TokenFile",
     "TooManyRequestsError",
     "Transport",
     "TransportError",
     "UnauthorizedError",
     "UnixEndpoint",
     "UnknownResourceError",
+    "Watch",
+    "WatchDecoder",
+    "WatchEvent",
     "__version__",
     "choose_engine",
     "load_config",

@@ -17,6 +17,7 @@ from asyncpod._auth import Auth
 from asyncpod._config import Config
 from asyncpod._errors import AsyncpodError, RequestTimeoutError
 from asyncpod._models import Request, Response
+from asyncpod._resources import ResourceMixin
 from asyncpod._status import api_error
 from asyncpod._target import Params, build_target
 from asyncpod._transport import Endpoint, Engine, Transport, choose_engine
@@ -43,7 +44,7 @@ def create_transport(endpoint: Endpoint, *, engine: Engine, max_connections: int
     return transport
 
 
-class Client:
+class Client(ResourceMixin):
     """An async client of one Kubernetes API server.
 
     Use it as an async context manager; it owns a connection pool.
@@ -113,6 +114,7 @@ class Client:
 
     async def aclose(self) -> None:
         """Close the connection pool (when the client created it)."""
+        await self._close_open_streams()
         transport, self._transport = self._transport, None
         if transport is not None and self._owns_transport:
             with anyio.CancelScope(shield=True):

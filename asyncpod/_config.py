@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Literal
 
@@ -10,10 +11,47 @@ from attrs import field, frozen
 Source = Literal["unix", "proxy", "in-cluster", "kubeconfig", "explicit"]
 
 DEFAULT_PROXY_URL = "http://127.0.0.1:8001"
+SERVICE_ACCOUNT_DIR = "/var/run/secrets/kubernetes.io/serviceaccount"
 
 
 def _optional_path(value: str | Path | None) -> Path | None:
     return None if value is None else Path(value)
+
+
+def _env_tuple(
+    value: Mapping[str, str] | tuple[tuple[str, str], ...],
+) -> tuple[tuple[str, str], ...]:
+    if isinstance(value, Mapping):
+        return tuple(value.items())
+    return tuple(value)
+
+
+@frozen(kw_only=True)
+class ExecProvider:
+    """A kubeconfig ``exec`` credential plugin (client.authentication.k8s.io).
+
+    Attributes:
+        command: the program to run; a bare name is looked up on ``PATH``,
+            a relative path was resolved against the kubeconfig's folder.
+        args: its arguments.
+        env: extra environment variables, added to the process's own. Values
+            may hold secrets, so they are never shown.
+        api_version: ``client.authentication.k8s.io/v1`` or ``.../v1beta1``.
+        install_hint: shown when the command is missing.
+        provide_cluster_info: pass the cluster in ``KUBERNETES_EXEC_INFO``.
+        interactive_mode: ``Never``, ``IfAvailable`` or ``Always``; asyncpod
+            never has a terminal to offer, so ``Always`` cannot be honoured.
+        user: the kubeconfig user that names the plugin, for error messages.
+    """
+
+    command: str
+    args: tuple[str, ...] = field(default=(), converter=tuple)
+    env: tuple[tuple[str, str], ...] = field(default=(), converter=_env_tuple, repr=False)
+    api_version: str = "client.authentication.k8s.io/v1"
+    install_hint: str | None = None
+    provide_cluster_info: bool = False
+    interactive_mode: str = "IfAvailable"
+    user: str | None = None
 
 
 @frozen(kw_only=True)
@@ -25,6 +63,10 @@ class Config:
             ``"kubeconfig"`` or ``"explicit"``.
         server: the API server or proxy URL, ``None`` for a Unix socket.
         namespace: the default namespace of namespaced calls.
+        proxy_url: an HTTP(S) proxy to reach ``server`` through (kubeconfig
+            ``proxy-url``).
+        exec_provider: a credential plugin that supplies the token.
+        context: the kubeconfig context in use, for messages.
     """
 
     source: Source
@@ -42,6 +84,9 @@ class Config:
     tls_server_name: str | None = None
     insecure_skip_tls_verify: bool = False
     allow_remote_proxy: bool = False
+    proxy_url: str | None = None
+    exec_provider: ExecProvider | None = None
+    context: str | None = None
 
     @classmethod
     def proxy(cls, url: str = DEFAULT_PROXY_URL, *, namespace: str = "default") -> Config:
@@ -72,3 +117,43 @@ class Config:
             ca_file=_optional_path(ca_file),
             namespace=namespace,
         )
+
+    @classmethod
+    def in_cluster(
+        cls,
+        *,
+        root: str | Path = SERVICE_ACCOUNT_DIR,
+        environ: Mapping[str, str] | None = None,
+    ) -> Config:
+        """The API server as a Pod sees it: service variables and the service-account folder.
+
+        Args:
+            root: the service-account folder (``token``, ``ca.crt``, ``namespace``).
+            environ: the environment to read; defaults to ``os.environ``.
+
+        Raises:
+            ConfigError: a variable or file is missing or malformed (the
+                message names it).
+        """
+        from asyncpod._incluster import in_cluster_config
+
+        return in_cluster_config(root=root, environ=environ)
+
+    @classmethod
+    def from_kubeconfig(
+        cls, path: str | Path | None = None, *, context: str | None = None
+    ) -> Config:
+        """The cluster and user of a kubeconfig context.
+
+        Args:
+            path: a kubeconfig file; by default ``KUBECONFIG`` (several files
+                merged as kubectl does) or ``~/.kube/config``.
+            context: the context to use instead of ``current-context``.
+
+        Raises:
+            ConfigError: no file, or a file, context, cluster or user is
+                malformed (the message names it).
+        """
+        from asyncpod._kubeconfig import kubeconfig_config
+
+        return kubeconfig_config(path, context=context)

@@ -22,6 +22,14 @@ class UnknownResourceError(AsyncpodError, LookupError):
     """The resource spelling matches nothing the server serves."""
 
 
+class InvalidNameError(AsyncpodError, ValueError):
+    """A name, namespace or subresource could escape its URL path segment.
+
+    Raised before any request is sent, so such a value never reaches another
+    path on the server.
+    """
+
+
 class TransportError(AsyncpodError):
     """Could not connect, TLS verification failed, or the connection dropped.
 

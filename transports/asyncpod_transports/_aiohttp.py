@@ -14,31 +14,50 @@ from asyncpod import (
     HTTPSEndpoint,
     ProtocolError,
     Request,
+    RequestTimeoutError,
     Response,
     TransportError,
     UnixEndpoint,
 )
+from asyncpod_transports._http11 import check_request
 
 _CREDENTIAL_HEADERS = frozenset({"authorization", "proxy-authorization"})
+_ERRORS = (aiohttp.ClientError, asyncio.TimeoutError, OSError, ValueError)
+
+
+def _describe(request: Request) -> str:
+    return f"{request.method} {request.target.partition('?')[0]}"
 
 
 class _AiohttpStream:
     """A streaming body read from an aiohttp response."""
 
-    __slots__ = ("_response", "_what")
+    __slots__ = ("_request", "_response")
 
-    def __init__(self, response: aiohttp.ClientResponse, what: str) -> None:
-        self._response = response
-        self._what = what
+    def __init__(self, response: aiohttp.ClientResponse, request: Request) -> None:
+        self._response: aiohttp.ClientResponse | None = response
+        self._request = request
 
     async def receive(self) -> bytes:
+        response = self._response
+        if response is None:
+            return b""
         try:
-            return await self._response.content.readany()
-        except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
-            raise _map_error(exc, self._what, sent=True) from exc
+            data = await response.content.readany()
+        except _ERRORS as exc:
+            self._response = None
+            response.close()
+            raise _map_error(exc, _describe(self._request), sent=True) from exc
+        if not data:
+            # The body has ended: hand the connection back at once.
+            self._response = None
+            response.release()
+        return data
 
     async def aclose(self) -> None:
-        response = self._response
+        response, self._response = self._response, None
+        if response is None:
+            return
         if response.content.at_eof():
             response.release()
         else:
@@ -48,17 +67,24 @@ class _AiohttpStream:
 
 def _map_error(exc: BaseException, what: str, *, sent: bool) -> TransportError:
     if isinstance(exc, aiohttp.ClientConnectorCertificateError):
-        return TransportError(
-            f"{what}: TLS verification failed: {exc.certificate_error}", sent=False
-        )
-    if isinstance(exc, aiohttp.ClientConnectorSSLError | aiohttp.ClientSSLError):
+        error = exc.certificate_error
+        detail = getattr(error, "verify_message", None) or str(error)
+        return TransportError(f"{what}: TLS verification failed: {detail}", sent=False)
+    if isinstance(exc, aiohttp.ClientSSLError):
         return TransportError(f"{what}: TLS handshake failed: {exc}", sent=False)
     if isinstance(exc, aiohttp.ClientConnectorError):
-        return TransportError(f"{what}: could not connect: {exc.os_error}", sent=False)
+        reason = exc.os_error.strerror or str(exc.os_error)
+        return TransportError(f"{what}: could not connect to {exc.host}: {reason}", sent=False)
+    if isinstance(exc, aiohttp.ConnectionTimeoutError):
+        return RequestTimeoutError(f"{what}: connecting timed out", sent=False)
     if isinstance(exc, aiohttp.ClientPayloadError | aiohttp.ClientResponseError):
-        return ProtocolError(f"{what}: the answer could not be read: {exc}")
+        return ProtocolError(f"{what}: the answer could not be read: {exc}", sent=sent)
     if isinstance(exc, aiohttp.ServerDisconnectedError):
         return TransportError(f"{what}: the server closed the connection", sent=sent)
+    if isinstance(exc, asyncio.TimeoutError):
+        return RequestTimeoutError(f"{what}: timed out", sent=sent)
+    if isinstance(exc, OSError):
+        return TransportError(f"{what}: the connection failed: {exc.strerror or exc}", sent=sent)
     return TransportError(f"{what}: {type(exc).__name__}: {exc}", sent=sent)
 
 
@@ -85,7 +111,7 @@ class AiohttpTransport:
             connector = aiohttp.UnixConnector(path=endpoint.path, limit=max_connections)
             self._base = f"http://{endpoint.host_header}"
         else:
-            connector = aiohttp.TCPConnector(limit=max_connections, ttl_dns_cache=None)
+            connector = aiohttp.TCPConnector(limit=max_connections)
             self._base = endpoint.url
         self._tls = endpoint.tls if isinstance(endpoint, HTTPSEndpoint) else None
         self._server_name = endpoint.server_name if isinstance(endpoint, HTTPSEndpoint) else None
@@ -107,9 +133,26 @@ class AiohttpTransport:
         return headers
 
     async def send(self, request: Request) -> Response:
-        what = f"{request.method} {request.target.partition('?')[0]}"
+        """Send one request and return its response (see ``Transport.send``).
+
+        Raises:
+            TransportError: the request could not be carried; ``sent`` is false
+                when it provably never left (connect or TLS failure).
+            ProtocolError: the answer could not be read.
+            RequestTimeoutError: connecting took longer than ``connect_timeout``.
+        """
+        if self._session.closed:
+            msg = f"{_describe(request)}: the transport is closed"
+            raise TransportError(msg, sent=False)
+        try:
+            check_request(request)
+        except ValueError as exc:
+            msg = f"{_describe(request)}: {exc}"
+            raise TransportError(msg, sent=False) from exc
         ssl_context: ssl.SSLContext | bool = True
         if self._tls is not None:
+            # aiohttp pools connections by SSL context: a new context (a rotated
+            # CA bundle) only affects the connections opened with it.
             ssl_context = self._tls.ssl_context()
         try:
             response = await self._session.request(
@@ -124,22 +167,23 @@ class AiohttpTransport:
         except aiohttp.ClientConnectorCertificateError as exc:
             if self._tls is not None:
                 self._tls.verification_failed()
-            raise _map_error(exc, what, sent=False) from exc
-        except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
-            raise _map_error(exc, what, sent=True) from exc
+            raise _map_error(exc, _describe(request), sent=False) from exc
+        except _ERRORS as exc:
+            raise _map_error(exc, _describe(request), sent=True) from exc
         if request.stream:
             return Response(
                 status=response.status,
                 headers=response.headers,
-                stream=_AiohttpStream(response, what),
+                stream=_AiohttpStream(response, request),
                 reason=response.reason or "",
             )
         try:
             content = await response.read()
-        except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
+        except _ERRORS as exc:
             response.close()
-            raise _map_error(exc, what, sent=True) from exc
+            raise _map_error(exc, _describe(request), sent=True) from exc
         except BaseException:
+            # Cancelled mid-body: the connection's state is unknown, drop it.
             response.close()
             raise
         response.release()
@@ -151,4 +195,5 @@ class AiohttpTransport:
         )
 
     async def aclose(self) -> None:
+        """Close every pooled connection."""
         await self._session.close()

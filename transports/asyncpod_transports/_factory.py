@@ -19,5 +19,11 @@ def create_transport(
         return AiohttpTransport(
             endpoint, max_connections=max_connections, connect_timeout=connect_timeout
         )
+    if engine == "anyio":
+        from asyncpod_transports._anyio import AnyioTransport
+
+        return AnyioTransport(
+            endpoint, max_connections=max_connections, connect_timeout=connect_timeout
+        )
     msg = f"engine {engine!r} is not available"
     raise ConfigError(msg)

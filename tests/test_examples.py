@@ -1,0 +1,37 @@
+"""The examples run as their README says."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+EXAMPLES = Path(__file__).parent.parent / "examples"
+
+
+def test_operator_example_greets_against_its_own_sandbox(tmp_path: Path) -> None:
+    """With no configuration, examples/operator.py starts a sandbox and reconciles."""
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("ASYNCPOD_", "KUBE")) and k != "HOME"
+    }
+    env["HOME"] = str(tmp_path)  # no ~/.kube/config
+    result = subprocess.run(
+        [sys.executable, str(EXAMPLES / "operator.py")],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert "starting the embedded sandbox" in lines[0]
+    assert sorted(line for line in lines if line.startswith("greeted")) == [
+        "greeted default/hello-ada: Hello, Ada!",
+        "greeted default/hello-grace: Hello, Grace!",
+        "greeted default/hello-linus: Hello, Linus!",
+    ]
+    assert result.stderr == ""

@@ -1,0 +1,219 @@
+"""Token and CA rotation end to end: a kubelet-style folder, a real client, a real TLS server.
+
+The server (tests/token_server.py) accepts only the tokens it was told to and
+rejects a rotated-out token shortly after its rotation, as an API server does
+once the old token expires.
+"""
+
+from __future__ import annotations
+
+import gc
+import logging
+import secrets
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import anyio
+import pytest
+import trustme
+
+from asyncpod import AsyncpodError, Client, Config, ConfigError, ForbiddenError, TransportError
+from tests.sa_folder import make_sa_folder, rotate
+from tests.token_server import TokenServer
+
+pytestmark = pytest.mark.anyio
+
+
+def new_token(label: str) -> str:
+    """A distinctive token, easy to search for in logs."""
+    return f"sa-token-{label}-{secrets.token_hex(12)}"
+
+
+@pytest.fixture
+def ca() -> trustme.CA:
+    """The cluster CA."""
+    return trustme.CA()
+
+
+@pytest.fixture
+def server(ca: trustme.CA) -> Iterator[TokenServer]:
+    """The API server, serving a certificate from ``ca``."""
+    with TokenServer(ca).running() as running:
+        yield running
+
+
+class Pod:
+    """A pod's view of the cluster: its service-account folder and environment."""
+
+    def __init__(self, root: Path, server: TokenServer, ca: trustme.CA) -> None:
+        self.root = root
+        self.server = server
+        self.ca_pem = ca.cert_pem.bytes()
+        self.token = new_token("0")
+        self.tokens = [self.token]
+        server.allow(self.token)
+        make_sa_folder(root, self._files())
+        self.environ = {
+            "KUBERNETES_SERVICE_HOST": "127.0.0.1",
+            "KUBERNETES_SERVICE_PORT_HTTPS": str(server.port),
+        }
+
+    def _files(self) -> dict[str, bytes]:
+        return {"token": self.token.encode(), "ca.crt": self.ca_pem, "namespace": b"default"}
+
+    def rotate_token(self, grace: float) -> None:
+        """A new token swapped in atomically; the old one is rejected ``grace`` s later."""
+        old, self.token = self.token, new_token(str(len(self.tokens)))
+        self.tokens.append(self.token)
+        self.server.allow(self.token)
+        rotate(self.root, self._files())
+        self.server.revoke(old, after=grace)
+
+    def rotate_ca(self, ca: trustme.CA) -> None:
+        """A new CA bundle swapped in atomically."""
+        self.ca_pem = ca.cert_pem.bytes()
+        rotate(self.root, self._files())
+
+    def config(self) -> Config:
+        return Config.in_cluster(root=self.root, environ=self.environ)
+
+
+@pytest.fixture
+def pod(tmp_path: Path, server: TokenServer, ca: trustme.CA) -> Pod:
+    """A pod whose token the server accepts."""
+    return Pod(tmp_path / "sa", server, ca)
+
+
+@asynccontextmanager
+async def client(config: Config) -> AsyncIterator[Client]:
+    """A client on the running event loop; skipped where no engine serves it yet."""
+    k8s = Client(config, retries=0)
+    try:
+        await k8s.__aenter__()
+    except ConfigError as exc:
+        if "is not available" in str(exc):
+            pytest.skip(f"no transport engine for this event loop yet: {exc}")
+        raise
+    try:
+        yield k8s
+    finally:
+        await k8s.aclose()
+
+
+def token_reads(caplog: pytest.LogCaptureFixture) -> int:
+    """How many times the token file was read, from the DEBUG log."""
+    return sum(
+        "token file" in r.getMessage() and " read (" in r.getMessage() for r in caplog.records
+    )
+
+
+async def test_rotation_under_load(
+    pod: Pod, server: TokenServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    """2,000 requests, 32 at a time, across 10 rotations: not one fails, no token is logged."""
+    caplog.set_level(logging.DEBUG)
+    failures: list[Exception] = []
+    started = 0
+    rotations = 0
+
+    async with client(pod.config()) as k8s:
+
+        async def worker() -> None:
+            nonlocal started
+            while started < 2000:
+                started += 1
+                try:
+                    await k8s.get_json("/api")
+                except AsyncpodError as exc:
+                    failures.append(exc)
+                # Pace the load so that the rotations happen while it runs.
+                await anyio.sleep(0.05)
+
+        async def rotator() -> None:
+            nonlocal rotations
+            for _ in range(10):
+                await anyio.sleep(0.25)
+                pod.rotate_token(grace=0.2)
+                rotations += 1
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(rotator)
+            for _ in range(32):
+                tg.start_soon(worker)
+
+    assert failures == []
+    assert rotations == 10
+    # A token that lived a quarter second may never be used; the last one must be.
+    seen = {token for _, token, status in server.log if status == 200}
+    assert pod.tokens[-1] in seen
+    assert len(server.log) >= 2000
+    logged = caplog.text + "".join(str(f) for f in failures)
+    assert not [t for t in pod.tokens if t in logged]
+    assert "sa-token" not in logged
+
+
+async def test_burst_of_401s_reads_once(
+    pod: Pod, server: TokenServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    """32 concurrent requests rejected with 401 cause one token read, then all succeed."""
+    caplog.set_level(logging.DEBUG, logger="asyncpod")
+    async with client(pod.config()) as k8s:
+        before = token_reads(caplog)
+        # The file changes and the old token dies at once, inside the client's
+        # one-second check interval: only the 401 can tell it.
+        pod.rotate_token(grace=0.0)
+        results: list[object] = []
+
+        async def call() -> None:
+            results.append(await k8s.get_json("/api"))
+
+        async with anyio.create_task_group() as tg:
+            for _ in range(32):
+                tg.start_soon(call)
+    assert len(results) == 32
+    assert token_reads(caplog) - before == 1
+    assert server.statuses().count(401) == 32
+    assert server.statuses().count(200) == 32
+
+
+async def test_403_is_not_retried(
+    pod: Pod, server: TokenServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A 403 is an authorization answer: no token read, no retry."""
+    caplog.set_level(logging.DEBUG, logger="asyncpod")
+    async with client(pod.config()) as k8s:
+        before = token_reads(caplog)
+        with pytest.raises(ForbiddenError):
+            await k8s.get_json("/forbidden")
+    assert server.statuses() == [403]
+    assert token_reads(caplog) == before
+
+
+# The aiohttp engine now and then leaves one client socket unclosed when the
+# server drops its connections during the swap (seen on Python 3.11 with
+# aiohttp 3.14; a transport issue, not a CA one). Collect it here so that it
+# cannot fail an unrelated later test.
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
+async def test_ca_swap_is_picked_up(pod: Pod, server: TokenServer) -> None:
+    """A new cluster CA on disk and on the server is used without restarting the client."""
+    async with client(pod.config()) as k8s:
+        await k8s.get_json("/api")
+        new_ca = trustme.CA()
+        pod.rotate_ca(new_ca)
+        server.swap_ca(new_ca)
+        # The first new connection may still meet the old bundle (checked every
+        # 5 s); its verification failure makes the client look at the file at
+        # once, so the next connection verifies against the new CA.
+        outcomes: list[bool] = []
+        with anyio.fail_after(4):
+            while outcomes[-3:] != [True, True, True]:
+                try:
+                    await k8s.get_json("/api")
+                    outcomes.append(True)
+                except TransportError:
+                    outcomes.append(False)
+        assert outcomes.count(False) <= 1
+        assert server.statuses()[-3:] == [200, 200, 200]
+    await anyio.sleep(0.1)
+    gc.collect()

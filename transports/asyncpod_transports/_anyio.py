@@ -1,0 +1,447 @@
+"""The anyio engine: a lean HTTP/1.1 keep-alive pool that runs on asyncio and trio.
+
+Each request costs one write and, for a small answer, one read: the request
+head and body go out in a single ``send``; the response is parsed by
+httptools from reads of up to 256 KiB. Connections are kept in a LIFO list
+(the most recently used socket is the one least likely to have been closed by
+the server) and bounded by a semaphore: callers beyond ``max_connections``
+wait for a connection to be released.
+"""
+
+from __future__ import annotations
+
+import socket
+import ssl
+from typing import NoReturn
+
+import anyio
+import anyio.abc
+
+from asyncpod import (
+    ConfigError,
+    Endpoint,
+    HTTPSEndpoint,
+    ProtocolError,
+    ProxyEndpoint,
+    Request,
+    RequestTimeoutError,
+    Response,
+    TransportError,
+    UnixEndpoint,
+)
+from asyncpod_transports._http11 import IDEMPOTENT_METHODS, Exchange, request_head
+
+# asyncio's selector transports read at most 256 KiB at a time; asking for as
+# much keeps large bodies to few reads.
+_RECEIVE_SIZE = 1 << 18
+# A body larger than this is written apart from the head instead of being
+# copied into one buffer with it.
+_COALESCE_LIMIT = 1 << 16
+
+
+def _describe(request: Request) -> str:
+    return f"{request.method} {request.target.partition('?')[0]}"
+
+
+class _Connection:
+    """One socket (maybe TLS-wrapped) and the parser of its responses."""
+
+    __slots__ = ("exchange", "received", "reused", "sock", "stream")
+
+    def __init__(self, stream: anyio.abc.ByteStream) -> None:
+        self.stream = stream
+        self.exchange = Exchange()
+        self.reused = False
+        self.received = False
+        sock = stream.extra(anyio.abc.SocketAttribute.raw_socket, None)  # noqa: S610 - anyio
+        if sock is not None and type(sock) is not socket.socket:
+            # asyncio hands out a TransportSocket wrapper, which cannot recv().
+            # The socket it wraps can; when it is not there (a later Python),
+            # idle_and_open() borrows the descriptor instead.
+            inner = getattr(sock, "_sock", None)
+            if type(inner) is socket.socket:
+                sock = inner
+        self.sock: socket.socket | None = sock
+
+    def idle_and_open(self) -> bool:
+        """False when the server closed (or wrote to) this idle connection.
+
+        A peek at the kernel socket costs one system call and spares a request
+        the round trip of discovering a closed keep-alive connection.
+        """
+        sock = self.sock
+        if sock is None:
+            return True
+        fd = sock.fileno()
+        if fd < 0:
+            return False
+        if type(sock) is not socket.socket:
+            # A wrapper that cannot recv(): borrow the descriptor (family and
+            # type given, so no system call) and detach it again unclosed.
+            sock = socket.socket(sock.family, sock.type, sock.proto, fileno=fd)
+            try:
+                return _peek_open(sock)
+            finally:
+                sock.detach()
+        return _peek_open(sock)
+
+
+def _peek_open(sock: socket.socket) -> bool:
+    try:
+        sock.recv(1, socket.MSG_PEEK)
+    except BlockingIOError:
+        return True
+    except OSError:
+        return False
+    # EOF, or bytes nobody asked for: either way the connection is unusable.
+    return False
+
+
+class _StaleConnection(Exception):
+    """A reused connection turned out to be closed before the server answered."""
+
+
+def _raise_mapped(exc: BaseException, request: Request, *, sent: bool) -> NoReturn:
+    what = _describe(request)
+    if isinstance(exc, TransportError):
+        raise exc
+    if isinstance(exc, anyio.EndOfStream):
+        msg = f"{what}: the server closed the connection before the answer was complete"
+        raise TransportError(msg, sent=sent) from exc
+    if isinstance(exc, anyio.BrokenResourceError):
+        cause = exc.__cause__
+        detail = f": {cause}" if cause is not None else ""
+        msg = f"{what}: the connection broke{detail}"
+        raise TransportError(msg, sent=sent) from exc
+    if isinstance(exc, anyio.ClosedResourceError):
+        msg = f"{what}: the connection was closed because the transport was closed"
+        raise TransportError(msg, sent=sent) from exc
+    if isinstance(exc, ssl.SSLError):
+        msg = f"{what}: TLS error: {exc.reason or exc}"
+        raise TransportError(msg, sent=sent) from exc
+    if isinstance(exc, OSError):
+        msg = f"{what}: the connection failed: {exc.strerror or exc}"
+        raise TransportError(msg, sent=sent) from exc
+    msg = f"{what}: {type(exc).__name__}: {exc}"
+    raise TransportError(msg, sent=sent) from exc
+
+
+_STREAM_ERRORS = (anyio.EndOfStream, anyio.BrokenResourceError, anyio.ClosedResourceError, OSError)
+
+
+class _Body:
+    """The streaming body of one response; holds its connection until the end."""
+
+    __slots__ = ("_conn", "_request", "_transport")
+
+    def __init__(self, transport: AnyioTransport, conn: _Connection, request: Request) -> None:
+        self._transport = transport
+        self._conn: _Connection | None = conn
+        self._request = request
+
+    async def receive(self) -> bytes:
+        conn = self._conn
+        if conn is None:
+            return b""
+        exchange = conn.exchange
+        while True:
+            data = exchange.take_body()
+            if exchange.complete:
+                # Hand the connection back as soon as the body has ended.
+                self._conn = None
+                await self._transport._release(conn)
+                return data
+            if data:
+                return data
+            try:
+                chunk = await conn.stream.receive(_RECEIVE_SIZE)
+            except anyio.EndOfStream as exc:
+                if exchange.eof():
+                    continue
+                await self._abandon()
+                msg = f"{_describe(self._request)}: the server closed the connection mid-body"
+                raise ProtocolError(msg) from exc
+            except (*_STREAM_ERRORS, ssl.SSLError) as exc:
+                await self._abandon()
+                _raise_mapped(exc, self._request, sent=True)
+            try:
+                exchange.feed(chunk)
+            except ProtocolError:
+                await self._abandon()
+                raise
+
+    async def _abandon(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            await self._transport._discard(conn)
+
+    async def aclose(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is None:
+            return
+        if conn.exchange.complete:
+            # The whole body has arrived (maybe unread): the connection is clean.
+            await self._transport._release(conn)
+        else:
+            # Skipping the rest of an unread body would cost its transfer:
+            # closing the connection is cheaper and always safe.
+            await self._transport._discard(conn)
+
+
+class AnyioTransport:
+    """Carries requests to one endpoint over an HTTP/1.1 pool, on asyncio or trio.
+
+    Args:
+        endpoint: where to send requests.
+        max_connections: the most connections open at once; further requests
+            wait for one to be released.
+        connect_timeout: seconds to open a connection, TLS handshake included
+            (``None``: no limit).
+
+    Raises:
+        ConfigError: ``max_connections`` is below 1.
+    """
+
+    def __init__(
+        self,
+        endpoint: Endpoint,
+        *,
+        max_connections: int = 100,
+        connect_timeout: float | None = 10.0,
+    ) -> None:
+        if max_connections < 1:
+            msg = f"max_connections must be at least 1, not {max_connections}"
+            raise ConfigError(msg)
+        self.endpoint = endpoint
+        self._connect_timeout = connect_timeout
+        self._slots = anyio.Semaphore(max_connections)
+        self._idle: list[_Connection] = []
+        self._open: set[_Connection] = set()
+        self._closed = False
+        if isinstance(endpoint, UnixEndpoint):
+            self._host = endpoint.host_header
+        else:
+            self._host = endpoint.url.partition("://")[2]
+        # A proxy or Unix socket authenticates for us: our credentials must
+        # never reach it.
+        self._strip_credentials = not isinstance(endpoint, HTTPSEndpoint)
+
+    def __repr__(self) -> str:
+        return f"AnyioTransport({self.endpoint!r})"
+
+    async def send(self, request: Request) -> Response:
+        """Send one request and return its response (see ``Transport.send``).
+
+        Raises:
+            TransportError: the request could not be carried; ``sent`` is false
+                when it provably never left (connect or TLS failure).
+            ProtocolError: the answer could not be read.
+            RequestTimeoutError: connecting took longer than ``connect_timeout``.
+        """
+        if self._closed:
+            msg = f"{_describe(request)}: the transport is closed"
+            raise TransportError(msg, sent=False)
+        try:
+            head = request_head(request, self._host, strip_credentials=self._strip_credentials)
+        except ValueError as exc:
+            msg = f"{_describe(request)}: {exc}"
+            raise TransportError(msg, sent=False) from exc
+        content = request.content
+        body = None
+        if content:
+            if len(content) <= _COALESCE_LIMIT:
+                head += content
+            else:
+                body = content
+
+        slots = self._slots
+        try:
+            slots.acquire_nowait()
+        except anyio.WouldBlock:
+            await slots.acquire()
+        conn: _Connection | None = None
+        try:
+            conn = await self._checkout(request)
+            try:
+                await self._roundtrip(conn, request, head, body)
+            except _StaleConnection:
+                await self._discard(conn, release_slot=False)
+                conn = None
+                conn = await self._connect(request)
+                await self._roundtrip(conn, request, head, body)
+            exchange = conn.exchange
+            if request.stream:
+                return Response(
+                    status=exchange.status,
+                    headers=exchange.headers(),
+                    stream=_Body(self, conn, request),
+                    reason=exchange.reason.decode("latin-1"),
+                )
+            response = Response(
+                status=exchange.status,
+                headers=exchange.headers(),
+                content=exchange.take_body(),
+                reason=exchange.reason.decode("latin-1"),
+            )
+        except BaseException:
+            # Also on cancellation: a connection in an unknown state is closed,
+            # never pooled, and its slot is freed.
+            if conn is not None:
+                await self._discard(conn, release_slot=False)
+            slots.release()
+            raise
+        await self._release(conn)
+        return response
+
+    async def _checkout(self, request: Request) -> _Connection:
+        idle = self._idle
+        while idle:
+            conn = idle.pop()
+            try:
+                usable = conn.idle_and_open()
+            except BaseException:
+                await self._discard(conn, release_slot=False)
+                raise
+            if usable:
+                return conn
+            await self._discard(conn, release_slot=False)
+        return await self._connect(request)
+
+    async def _connect(self, request: Request) -> _Connection:
+        endpoint = self.endpoint
+        stream: anyio.abc.ByteStream
+        try:
+            with anyio.fail_after(self._connect_timeout):
+                if isinstance(endpoint, UnixEndpoint):
+                    stream = await anyio.connect_unix(endpoint.path)
+                elif isinstance(endpoint, ProxyEndpoint):
+                    stream = await anyio.connect_tcp(endpoint.host, endpoint.port)
+                else:
+                    stream = await self._connect_tls(endpoint, request)
+        except TimeoutError as exc:
+            msg = (
+                f"{_describe(request)}: could not connect to {self._where()} within "
+                f"{self._connect_timeout:g} s"
+            )
+            raise RequestTimeoutError(msg, sent=False) from exc
+        except TransportError:
+            raise
+        except (ssl.SSLError, anyio.EndOfStream, anyio.BrokenResourceError) as exc:
+            msg = f"{_describe(request)}: TLS handshake with {self._where()} failed: {exc}"
+            raise TransportError(msg, sent=False) from exc
+        except OSError as exc:
+            msg = f"{_describe(request)}: could not connect to {self._where()}: {_os_reason(exc)}"
+            raise TransportError(msg, sent=False) from exc
+        conn = _Connection(stream)
+        self._open.add(conn)
+        if self._closed:
+            # aclose() ran while this connection was being opened.
+            await self._discard(conn, release_slot=False)
+            msg = f"{_describe(request)}: the transport is closed"
+            raise TransportError(msg, sent=False)
+        return conn
+
+    async def _connect_tls(self, endpoint: HTTPSEndpoint, request: Request) -> anyio.abc.ByteStream:
+        # Asked per new connection, so that a rotated CA bundle applies to the
+        # connections opened after the rotation.
+        context = endpoint.tls.ssl_context()
+        server_name = endpoint.server_name or endpoint.host
+        try:
+            return await anyio.connect_tcp(
+                endpoint.host,
+                endpoint.port,
+                ssl_context=context,
+                tls_hostname=server_name,
+                # HTTP frames its own bodies; a missing close_notify at EOF is
+                # not a truncation attack here (RFC 9112 section 9.8).
+                tls_standard_compatible=False,
+            )
+        except ssl.SSLCertVerificationError as exc:
+            endpoint.tls.verification_failed()
+            msg = (
+                f"{_describe(request)}: TLS verification of {self._where()} as "
+                f"{server_name!r} failed: {exc.verify_message}"
+            )
+            raise TransportError(msg, sent=False) from exc
+
+    def _where(self) -> str:
+        endpoint = self.endpoint
+        if isinstance(endpoint, UnixEndpoint):
+            return f"Unix socket {endpoint.path}"
+        return endpoint.url
+
+    async def _roundtrip(
+        self, conn: _Connection, request: Request, head: bytes, body: bytes | None
+    ) -> None:
+        """Write the request and read the head (and, unless streaming, the body)."""
+        stream = conn.stream
+        exchange = conn.exchange
+        exchange.start(request.method)
+        conn.received = False
+        written = False
+        try:
+            await stream.send(head)
+            if body is not None:
+                await stream.send(body)
+            written = True
+            while not exchange.head_complete:
+                data = await stream.receive(_RECEIVE_SIZE)
+                conn.received = True
+                exchange.feed(data)
+            if not request.stream:
+                while not exchange.complete:
+                    try:
+                        data = await stream.receive(_RECEIVE_SIZE)
+                    except anyio.EndOfStream as exc:
+                        if exchange.eof():
+                            break
+                        msg = f"{_describe(request)}: the server closed the connection mid-body"
+                        raise ProtocolError(msg) from exc
+                    exchange.feed(data)
+        except (*_STREAM_ERRORS, ssl.SSLError) as exc:
+            if (
+                conn.reused
+                and not conn.received
+                and (not written or request.method in IDEMPOTENT_METHODS)
+                and isinstance(exc, anyio.EndOfStream | anyio.BrokenResourceError | ConnectionError)
+            ):
+                # The server closed an idle keep-alive connection just as we
+                # reused it: nothing of ours was processed, so one retry on a
+                # fresh connection is safe. A request that may have been read
+                # and is not idempotent is not replayed.
+                raise _StaleConnection from exc
+            _raise_mapped(exc, request, sent=True)
+
+    async def _release(self, conn: _Connection) -> None:
+        """Return a connection whose response is complete, and free its slot."""
+        if conn.exchange.keep_alive and not self._closed:
+            conn.reused = True
+            self._idle.append(conn)
+            self._slots.release()
+        else:
+            await self._discard(conn)
+
+    async def _discard(self, conn: _Connection, *, release_slot: bool = True) -> None:
+        """Close a connection (shielded from cancellation) and maybe free its slot."""
+        self._open.discard(conn)
+        try:
+            with anyio.CancelScope(shield=True):
+                await anyio.aclose_forcefully(conn.stream)
+        finally:
+            if release_slot:
+                self._slots.release()
+
+    async def aclose(self) -> None:
+        """Close every connection, idle or busy. The transport cannot be used afterwards."""
+        self._closed = True
+        self._idle.clear()
+        connections, self._open = self._open, set()
+        with anyio.CancelScope(shield=True):
+            for conn in connections:
+                await anyio.aclose_forcefully(conn.stream)
+
+
+def _os_reason(exc: OSError) -> str:
+    if exc.strerror:
+        return exc.strerror
+    return str(exc) or type(exc).__name__
