@@ -19,11 +19,21 @@ from asyncpod._errors import (
     NotFoundError,
     ProtocolError,
     RequestTimeoutError,
+    ResponseTooLargeError,
     ServerError,
     TooManyRequestsError,
     TransportError,
     UnauthorizedError,
     UnknownResourceError,
+)
+from asyncpod._events import (
+    CAReloadEvent,
+    Event,
+    EventHook,
+    RequestEvent,
+    RetryEvent,
+    TokenReloadEvent,
+    WatchReconnectEvent,
 )
 from asyncpod._exec import ExecAuth
 from asyncpod._headers import Headers
@@ -31,6 +41,7 @@ from asyncpod._informer import Change, Informer
 from asyncpod._models import ByteStream, Request, Response
 from asyncpod._paths import ALL
 from asyncpod._resources import ListIterator
+from asyncpod._retry import RetryPolicy
 from asyncpod._token import TokenFile
 from asyncpod._transport import (
     ENGINES,
@@ -56,6 +67,7 @@ __all__ = [
     "Auth",
     "BadRequestError",
     "ByteStream",
+    "CAReloadEvent",
     "CAWatcher",
     "Change",
     "Client",
@@ -64,6 +76,8 @@ __all__ = [
     "ConflictError",
     "Endpoint",
     "Engine",
+    "Event",
+    "EventHook",
     "ExecAuth",
     "ExecProvider",
     "ForbiddenError",
@@ -79,14 +93,19 @@ __all__ = [
     "ProtocolError",
     "ProxyEndpoint",
     "Request",
+    "RequestEvent",
     "RequestTimeoutError",
     "Resource",
     "Response",
+    "ResponseTooLargeError",
+    "RetryEvent",
+    "RetryPolicy",
     "ServerError",
     "StaticTLS",
     "StaticToken",
     "TLSContextSource",
     "TokenFile",
+    "TokenReloadEvent",
     "TooManyRequestsError",
     "Transport",
     "TransportError",
@@ -96,6 +115,7 @@ __all__ = [
     "Watch",
     "WatchDecoder",
     "WatchEvent",
+    "WatchReconnectEvent",
     "__version__",
     "choose_engine",
     "load_config",

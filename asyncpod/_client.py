@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import importlib
+import logging
+import math
+import time
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from types import TracebackType
@@ -15,10 +19,19 @@ import sniffio
 from asyncpod import _json
 from asyncpod._auth import Auth
 from asyncpod._config import Config
-from asyncpod._errors import AsyncpodError, RequestTimeoutError
+from asyncpod._errors import (
+    APIError,
+    AsyncpodError,
+    RequestTimeoutError,
+    ResponseTooLargeError,
+    TransportError,
+)
+from asyncpod._events import EventHook, RequestEvent, RetryEvent, emit
 from asyncpod._models import Request, Response
+from asyncpod._ratelimit import RateLimiter
 from asyncpod._resources import ResourceMixin
-from asyncpod._status import api_error
+from asyncpod._retry import Retry, RetryPolicy
+from asyncpod._status import api_error, parse_retry_after
 from asyncpod._target import Params, build_target
 from asyncpod._transport import Endpoint, Engine, Transport, choose_engine
 from asyncpod._wiring import make_auth, make_endpoint
@@ -27,11 +40,25 @@ USER_AGENT = "asyncpod/0.1"
 # A streaming call that fails is read this far for its Status body; a longer
 # error body is not a Status and must not pin memory.
 MAX_ERROR_BODY = 1 << 20
+# The largest answer of a non-streaming call read into memory. A list of 500
+# pods is a few MB; a larger answer is a runaway or hostile server, and a
+# caller who really wants it raises the limit or pages with ``list``.
+DEFAULT_MAX_RESPONSE_SIZE = 128 << 20
+
 # asyncio.timeout (Python 3.11+), the cheapest deadline on asyncio.
 _ASYNCIO_TIMEOUT: Callable[[float], Any] | None = getattr(asyncio, "timeout", None)
 
+logger = logging.getLogger("asyncpod")
 
-def create_transport(endpoint: Endpoint, *, engine: Engine, max_connections: int) -> Transport:
+
+def create_transport(
+    endpoint: Endpoint,
+    *,
+    engine: Engine,
+    max_connections: int,
+    connect_timeout: float | None = None,
+    max_response_size: int | None = None,
+) -> Transport:
     """Build the bundled transport for ``endpoint`` on ``engine``.
 
     The core names the transport package instead of importing it, so that
@@ -39,7 +66,11 @@ def create_transport(endpoint: Endpoint, *, engine: Engine, max_connections: int
     """
     transports = importlib.import_module("asyncpod_transports")
     transport: Transport = transports.create_transport(
-        endpoint, engine=engine, max_connections=max_connections
+        endpoint,
+        engine=engine,
+        max_connections=max_connections,
+        connect_timeout=connect_timeout,
+        max_response_size=max_response_size,
     )
     return transport
 
@@ -55,9 +86,18 @@ class Client(ResourceMixin):
         timeout: the default deadline in seconds of one non-streaming call,
             connect included; ``None`` disables it.
         max_connections: the size of the connection pool.
-        retries: the most retries of one call (0 disables).
+        retries: the most retries of one call (0 disables), or a
+            ``RetryPolicy``.
         engine: ``"aiohttp"`` or ``"anyio"``; by default aiohttp on asyncio
             and the anyio engine elsewhere.
+        connect_timeout: seconds to open one connection, TLS included
+            (``None``: only the call's deadline applies).
+        rate_limit: ``(qps, burst)`` of a client-side token bucket; ``None``
+            (the default) sends without waiting.
+        on_event: called with a ``RequestEvent``, ``RetryEvent``... for
+            metrics; must be quick and must not block.
+        max_response_size: the most bytes of one non-streaming answer
+            (``None``: no limit); a larger one raises ``ResponseTooLargeError``.
     """
 
     def __init__(
@@ -67,8 +107,12 @@ class Client(ResourceMixin):
         transport: Transport | None = None,
         timeout: float | None = 30.0,
         max_connections: int = 100,
-        retries: int = 5,
+        retries: int | RetryPolicy = 5,
         engine: Engine | None = None,
+        connect_timeout: float | None = 10.0,
+        rate_limit: tuple[float, int] | None = None,
+        on_event: EventHook | None = None,
+        max_response_size: int | None = DEFAULT_MAX_RESPONSE_SIZE,
     ) -> None:
         self._config = config
         self._transport = transport
@@ -76,6 +120,11 @@ class Client(ResourceMixin):
         self.timeout = timeout
         self.max_connections = max_connections
         self.retries = retries
+        self.retry_policy = RetryPolicy.from_retries(retries)
+        self.connect_timeout = connect_timeout
+        self.max_response_size = max_response_size
+        self._limiter = RateLimiter(*rate_limit) if rate_limit is not None else None
+        self._on_event = on_event
         self._engine = engine
         self._auth: Auth | None = None
         self._native_timeout: Callable[[float], Any] | None = None
@@ -100,7 +149,11 @@ class Client(ResourceMixin):
         if self._transport is None:
             engine = choose_engine(library, self._engine)
             self._transport = create_transport(
-                make_endpoint(self._config), engine=engine, max_connections=self.max_connections
+                make_endpoint(self._config),
+                engine=engine,
+                max_connections=self.max_connections,
+                connect_timeout=self.connect_timeout,
+                max_response_size=self.max_response_size,
             )
         return self
 
@@ -141,29 +194,86 @@ class Client(ResourceMixin):
         return target, request_headers, content
 
     async def _send(
-        self, method: str, target: str, headers: dict[str, str], content: bytes | None, stream: bool
+        self,
+        method: str,
+        target: str,
+        headers: dict[str, str],
+        content: bytes | None,
+        stream: bool,
+        *,
+        deadline: float | None = None,
     ) -> Response:
+        """Send with retries; ``deadline`` is the client's own, on ``time.monotonic()``."""
         transport, auth = self._transport, self._auth
         if transport is None or auth is None:
             msg = "the client is closed or was never entered: use 'async with Client() as k8s'"
             raise AsyncpodError(msg)
-        authorization = await auth.authorization()
-        if authorization is not None:
-            headers["Authorization"] = authorization
-        request = Request(
-            method=method, target=target, headers=headers, content=content, stream=stream
-        )
-        response = await transport.send(request)
-        if response.status == 401 and await auth.unauthorized(authorization):
-            await response.aclose()
-            retry_authorization = await auth.authorization()
-            if retry_authorization is not None:
-                headers["Authorization"] = retry_authorization
+        policy, hook, limiter = self.retry_policy, self._on_event, self._limiter
+        attempt = 0
+        reauthorized = False
+        while True:
+            authorization = await auth.authorization()
+            if authorization is not None:
+                headers["Authorization"] = authorization
             request = Request(
                 method=method, target=target, headers=headers, content=content, stream=stream
             )
-            response = await transport.send(request)
-        return response
+            if limiter is not None:
+                await limiter.acquire()
+            started = anyio.current_time() if hook is not None else 0.0
+            try:
+                response = await transport.send(request)
+            except TransportError as exc:
+                if hook is not None:
+                    emit(hook, _request_event(request, None, started, type(exc).__name__))
+                attempt += 1
+                retry = policy.on_error(method, exc, attempt, _remaining(deadline))
+                if retry is None:
+                    raise
+                detail = str(exc)
+            else:
+                if hook is not None:
+                    emit(hook, _request_event(request, response.status, started, None))
+                status = response.status
+                if status == 401 and not reauthorized and await auth.unauthorized(authorization):
+                    # The credentials were refreshed: one more try, not counted
+                    # as a retry (DESIGN.md "Auth: the rotating token").
+                    reauthorized = True
+                    await _discard(response, stream)
+                    continue
+                if status < 429 or not policy.is_retryable_status(status):
+                    return response
+                attempt += 1
+                retry_after = parse_retry_after(response.headers.get("retry-after"))
+                retry = policy.on_status(method, status, retry_after, attempt, _remaining(deadline))
+                if retry is None:
+                    return response
+                await _discard(response, stream)
+                detail = response.reason or ""
+            # Sleep outside the except block, so that a cancellation during
+            # the wait does not chain the transport error.
+            await self._before_retry(method, target, retry, attempt, detail)
+            if self._transport is not transport:
+                msg = f"{method} {target.partition('?')[0]}: the client was closed during a retry"
+                raise TransportError(msg, sent=False)
+
+    async def _before_retry(
+        self, method: str, target: str, retry: Retry, attempt: int, detail: str
+    ) -> None:
+        path = target.partition("?")[0]
+        logger.info(
+            "retrying %s %s in %.2f s (retry %d of %d): %s%s",
+            method,
+            path,
+            retry.delay,
+            attempt,
+            self.retry_policy.retries,
+            retry.reason,
+            f" ({detail})" if detail else "",
+        )
+        if self._on_event is not None:
+            emit(self._on_event, RetryEvent(method, path, retry.reason, attempt, retry.delay))
+        await anyio.sleep(retry.delay)
 
     async def request(
         self,
@@ -177,38 +287,62 @@ class Client(ResourceMixin):
     ) -> Response:
         """Send one request to a path on the server and read the whole answer.
 
+        Failures are retried as the client's ``RetryPolicy`` says, inside the
+        client's ``timeout`` and any deadline of the caller.
+
         Raises:
             APIError: the server answered with a status of 400 or more (the
-                subclass matches the status).
+                subclass matches the status), or with a redirect, which is
+                never followed.
             TransportError: the server could not be reached or the connection
                 dropped.
+            ProtocolError: the answer could not be read.
+            ResponseTooLargeError: the answer is larger than ``max_response_size``.
             RequestTimeoutError: the client's timeout passed.
         """
         method = method.upper()
         target, request_headers, body = self._build(method, path, params, json, content, headers)
-        if self.timeout is None:
-            response = await self._send(method, target, request_headers, body, False)
-        elif self._native_timeout is not None:
+        response = await self._send_within(method, path, target, request_headers, body, False)
+        if response.status >= 300:
+            raise _error_for(method, path, response, response.content)
+        limit = self.max_response_size
+        if limit is not None and len(response.content) > limit:
+            # A transport that does not bound its reads still gets an error.
+            raise _too_large(method, path, len(response.content), limit)
+        return response
+
+    async def _send_within(
+        self,
+        method: str,
+        path: str,
+        target: str,
+        headers: dict[str, str],
+        body: bytes | None,
+        stream: bool,
+    ) -> Response:
+        timeout = self.timeout
+        if timeout is None:
+            return await self._send(method, target, headers, body, stream)
+        # The deadline is also passed down, so that retries respect it
+        # whichever mechanism enforces it.
+        deadline = time.monotonic() + timeout
+        if self._native_timeout is not None:
             # Performance: asyncio.timeout costs a third less than an anyio
             # cancel scope, which was the largest cost of asyncpod's own layer.
-            deadline = self._native_timeout(self.timeout)
+            scope = self._native_timeout(timeout)
             try:
-                async with deadline:
-                    response = await self._send(method, target, request_headers, body, False)
+                async with scope:
+                    return await self._send(
+                        method, target, headers, body, stream, deadline=deadline
+                    )
             except TimeoutError:
-                if not deadline.expired():
+                if not scope.expired():
                     raise
-                msg = f"{method} {path} got no answer within {self.timeout:g} s"
-                raise RequestTimeoutError(msg) from None
-        else:
-            with anyio.move_on_after(self.timeout) as scope:
-                response = await self._send(method, target, request_headers, body, False)
-            if scope.cancelled_caught:
-                msg = f"{method} {path} got no answer within {self.timeout:g} s"
-                raise RequestTimeoutError(msg)
-        if response.status >= 400:
-            raise api_error(response.status, response.headers, response.content, response.reason)
-        return response
+                raise _timed_out(method, path, timeout) from None
+        with anyio.move_on_after(timeout):
+            return await self._send(method, target, headers, body, stream, deadline=deadline)
+        # Only reached when the scope cancelled the call.
+        raise _timed_out(method, path, timeout)
 
     async def get_json(self, path: str, *, params: Params | None = None) -> Any:
         """GET ``path`` and decode the JSON answer.
@@ -233,18 +367,21 @@ class Client(ResourceMixin):
         """Open a streaming answer; its body is read with ``aiter_bytes``/``aiter_lines``.
 
         The connection is released when the block exits, also on cancellation.
+        The client's ``timeout`` bounds the wait for the answer's head (retries
+        included), not the body, which may stream for ever.
 
         Raises:
             APIError: the server answered with an error status.
             TransportError: the server could not be reached.
+            RequestTimeoutError: no answer's head within the client's timeout.
         """
         method = method.upper()
         target, request_headers, body = self._build(method, path, params, None, None, headers)
-        response = await self._send(method, target, request_headers, body, True)
+        response = await self._send_within(method, path, target, request_headers, body, True)
         try:
-            if response.status >= 400:
+            if response.status >= 300:
                 content = await _read_bounded(response, MAX_ERROR_BODY)
-                raise api_error(response.status, response.headers, content, response.reason)
+                raise _error_for(method, path, response, content)
             yield response
         finally:
             with anyio.CancelScope(shield=True):
@@ -260,3 +397,63 @@ async def _read_bounded(response: Response, limit: int) -> bytes:
         if size >= limit:
             break
     return b"".join(chunks)[:limit]
+
+
+async def _discard(response: Response, stream: bool) -> None:
+    """Release an answer that is about to be retried."""
+    try:
+        if stream:
+            # Read the short Status body so that the connection ends cleanly
+            # and can carry the retry.
+            with contextlib.suppress(TransportError):
+                await _read_bounded(response, MAX_ERROR_BODY)
+    finally:
+        with anyio.CancelScope(shield=True):
+            await response.aclose()
+
+
+def _remaining(own: float | None) -> float | None:
+    """Seconds left before the innermost deadline: the client's (``own``) or the caller's."""
+    remaining = anyio.current_effective_deadline() - anyio.current_time()
+    if own is not None:
+        remaining = min(remaining, own - time.monotonic())
+    return None if remaining == math.inf else remaining
+
+
+def _timed_out(method: str, path: str, timeout: float) -> RequestTimeoutError:
+    msg = f"{method} {path} got no answer within {timeout:g} s (the client's timeout)"
+    return RequestTimeoutError(msg)
+
+
+def _request_event(
+    request: Request, status: int | None, started: float, error: str | None
+) -> RequestEvent:
+    return RequestEvent(
+        request.method,
+        request.target.partition("?")[0],
+        status,
+        anyio.current_time() - started,
+        error,
+    )
+
+
+def _error_for(method: str, path: str, response: Response, content: bytes) -> APIError:
+    if response.status >= 400:
+        return api_error(response.status, response.headers, content, response.reason)
+    # An API server never redirects. Following one would hand the bearer
+    # token to whatever host the answer names, so it is an error instead.
+    location = response.headers.get("location", "")
+    shown = location if len(location) <= 200 else location[:200] + "..."
+    message = (
+        f"the server answered {method} {path} with a redirect to {shown!r}; "
+        "asyncpod never follows redirects"
+    )
+    return APIError(response.status, response.reason or "Redirect", message)
+
+
+def _too_large(method: str, path: str, size: int, limit: int) -> ResponseTooLargeError:
+    msg = (
+        f"the answer to {method} {path} is {size} bytes, more than max_response_size "
+        f"({limit} bytes); raise Client(max_response_size=...) or page with list()"
+    )
+    return ResponseTooLargeError(msg)

@@ -51,6 +51,10 @@ class RequestTimeoutError(TransportError, TimeoutError):
     """A deadline passed before the server answered."""
 
 
+class ResponseTooLargeError(ProtocolError):
+    """The answer is larger than the client's ``max_response_size``."""
+
+
 class APIError(AsyncpodError):
     """The API server answered with an error status.
 

@@ -344,8 +344,9 @@ class ResourceMixin:
         retries = self.retries
         if isinstance(retries, int):
             return max(retries, 0)
-        attempts = getattr(retries, "attempts", None)
-        return attempts if isinstance(attempts, int) else 5
+        # A RetryPolicy: its ``retries`` bounds reconnects in a row too.
+        limit = getattr(retries, "retries", None)
+        return limit if isinstance(limit, int) else 5
 
     # -- verbs ------------------------------------------------------------------
 

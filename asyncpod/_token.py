@@ -34,6 +34,7 @@ from pathlib import Path
 
 import anyio
 
+from asyncpod._credentials import read_token
 from asyncpod._errors import ConfigError
 
 logger = logging.getLogger("asyncpod")
@@ -199,12 +200,11 @@ class TokenFile:
         try:
             identity = _identity(os.stat(self.path))
             with open(self.path, "rb") as handle:
-                token = handle.read().decode("utf-8").strip()
-        except (OSError, UnicodeDecodeError) as exc:
+                # Bounded and checked: a hostile or broken file must not
+                # become a megabyte header or inject one through a newline.
+                token, error = read_token(handle)
+        except OSError as exc:
             error = f"could not be read: {_describe(exc)}"
-        else:
-            if not token:
-                error = "is empty"
         if error is not None:
             if self._header:
                 # Warn once per kind of trouble, not at every check of a

@@ -10,6 +10,7 @@ from urllib.parse import urlsplit
 from asyncpod._auth import Auth, NoAuth, StaticToken
 from asyncpod._ca import CAWatcher
 from asyncpod._config import Config
+from asyncpod._credentials import check_token
 from asyncpod._errors import ConfigError
 from asyncpod._exec import ExecAuth
 from asyncpod._tls import create_ssl_context
@@ -94,7 +95,7 @@ def make_auth(config: Config) -> Auth:
     if config.source in ("proxy", "unix"):
         return NoAuth()
     if config.token is not None:
-        return StaticToken(config.token)
+        return StaticToken(check_token(config.token, f"the token of the {config.source} config"))
     if config.token_file is not None:
         return TokenFile(config.token_file)
     if config.exec_provider is not None:

@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 import importlib.util
+import sys
+from pathlib import Path
 
 import pytest
+
+# Helper modules are imported both as ``tests.helper`` and as ``helper``.
+sys.path.insert(0, str(Path(__file__).parent))
 
 BACKENDS = ["asyncio"]
 if importlib.util.find_spec("trio") is not None:

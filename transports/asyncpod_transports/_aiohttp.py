@@ -7,6 +7,7 @@ import ssl
 from collections.abc import Mapping
 
 import aiohttp
+from multidict import CIMultiDict, CIMultiDictProxy
 from yarl import URL
 
 from asyncpod import (
@@ -16,6 +17,7 @@ from asyncpod import (
     Request,
     RequestTimeoutError,
     Response,
+    ResponseTooLargeError,
     TransportError,
     UnixEndpoint,
 )
@@ -65,7 +67,27 @@ class _AiohttpStream:
             response.close()
 
 
+def _scrub(exc: BaseException) -> None:
+    """Redact credentials that aiohttp keeps in an exception's request info.
+
+    ``ClientResponseError`` carries the request headers, and the mapped error
+    chains it: without this, the bearer token would be one ``repr`` away.
+    """
+    if isinstance(exc, aiohttp.ClientResponseError):
+        info = exc.request_info
+        if any(name.lower() in _CREDENTIAL_HEADERS for name in info.headers):
+            headers = CIMultiDict(
+                (name, "<redacted>" if name.lower() in _CREDENTIAL_HEADERS else value)
+                for name, value in info.headers.items()
+            )
+            exc.request_info = aiohttp.RequestInfo(
+                info.url, info.method, CIMultiDictProxy(headers), info.real_url
+            )
+            exc.args = (exc.request_info, *exc.args[1:])
+
+
 def _map_error(exc: BaseException, what: str, *, sent: bool) -> TransportError:
+    _scrub(exc)
     if isinstance(exc, aiohttp.ClientConnectorCertificateError):
         error = exc.certificate_error
         detail = getattr(error, "verify_message", None) or str(error)
@@ -95,6 +117,8 @@ class AiohttpTransport:
         endpoint: where to send requests.
         max_connections: the size of the keep-alive pool.
         connect_timeout: seconds to open a connection, TLS handshake included.
+        max_response_size: the most bytes of a non-streaming body read into
+            memory; a larger body raises ``ResponseTooLargeError``.
     """
 
     def __init__(
@@ -103,8 +127,10 @@ class AiohttpTransport:
         *,
         max_connections: int = 100,
         connect_timeout: float | None = 10.0,
+        max_response_size: int | None = None,
     ) -> None:
         self.endpoint = endpoint
+        self._max_size = max_response_size
         self._strip_credentials = not isinstance(endpoint, HTTPSEndpoint)
         connector: aiohttp.BaseConnector
         if isinstance(endpoint, UnixEndpoint):
@@ -178,7 +204,13 @@ class AiohttpTransport:
                 reason=response.reason or "",
             )
         try:
-            content = await response.read()
+            if self._max_size is None:
+                content = await response.read()
+            else:
+                content = await _read_limited(response, self._max_size, _describe(request))
+        except ResponseTooLargeError:
+            response.close()
+            raise
         except _ERRORS as exc:
             response.close()
             raise _map_error(exc, _describe(request), sent=True) from exc
@@ -197,3 +229,20 @@ class AiohttpTransport:
     async def aclose(self) -> None:
         """Close every pooled connection."""
         await self._session.close()
+
+
+async def _read_limited(response: aiohttp.ClientResponse, limit: int, what: str) -> bytes:
+    """The whole body, unless it is larger than ``limit`` bytes."""
+    length = response.content_length
+    if length is not None and length > limit:
+        msg = f"{what}: the answer announces {length} bytes, more than the limit of {limit}"
+        raise ResponseTooLargeError(msg)
+    chunks: list[bytes] = []
+    size = 0
+    while chunk := await response.content.readany():
+        size += len(chunk)
+        if size > limit:
+            msg = f"{what}: the answer is more than the limit of {limit} bytes"
+            raise ResponseTooLargeError(msg)
+        chunks.append(chunk)
+    return chunks[0] if len(chunks) == 1 else b"".join(chunks)

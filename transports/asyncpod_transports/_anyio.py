@@ -26,6 +26,7 @@ from asyncpod import (
     Request,
     RequestTimeoutError,
     Response,
+    ResponseTooLargeError,
     TransportError,
     UnixEndpoint,
 )
@@ -37,6 +38,9 @@ _RECEIVE_SIZE = 1 << 18
 # A body larger than this is written apart from the head instead of being
 # copied into one buffer with it.
 _COALESCE_LIMIT = 1 << 16
+# A response head larger than this is hostile or broken; kube-apiserver's
+# heads are well under a kilobyte. Reading on would let a server pin memory.
+MAX_HEAD_SIZE = 256 << 10
 
 
 def _describe(request: Request) -> str:
@@ -197,6 +201,8 @@ class AnyioTransport:
             wait for one to be released.
         connect_timeout: seconds to open a connection, TLS handshake included
             (``None``: no limit).
+        max_response_size: the most bytes of a non-streaming body read into
+            memory; a larger body raises ``ResponseTooLargeError``.
 
     Raises:
         ConfigError: ``max_connections`` is below 1.
@@ -208,12 +214,14 @@ class AnyioTransport:
         *,
         max_connections: int = 100,
         connect_timeout: float | None = 10.0,
+        max_response_size: int | None = None,
     ) -> None:
         if max_connections < 1:
             msg = f"max_connections must be at least 1, not {max_connections}"
             raise ConfigError(msg)
         self.endpoint = endpoint
         self._connect_timeout = connect_timeout
+        self._max_size = max_response_size
         self._slots = anyio.Semaphore(max_connections)
         self._idle: list[_Connection] = []
         self._open: set[_Connection] = set()
@@ -384,11 +392,22 @@ class AnyioTransport:
             if body is not None:
                 await stream.send(body)
             written = True
+            received = 0
             while not exchange.head_complete:
                 data = await stream.receive(_RECEIVE_SIZE)
                 conn.received = True
                 exchange.feed(data)
+                received += len(data)
+                if received > MAX_HEAD_SIZE and not exchange.head_complete:
+                    msg = (
+                        f"{_describe(request)}: the answer's head is more than "
+                        f"{MAX_HEAD_SIZE} bytes"
+                    )
+                    raise ProtocolError(msg)
             if not request.stream:
+                limit = self._max_size
+                if limit is not None:
+                    _check_length(exchange, limit, request)
                 while not exchange.complete:
                     try:
                         data = await stream.receive(_RECEIVE_SIZE)
@@ -398,6 +417,10 @@ class AnyioTransport:
                         msg = f"{_describe(request)}: the server closed the connection mid-body"
                         raise ProtocolError(msg) from exc
                     exchange.feed(data)
+                    if limit is not None:
+                        received += len(data)
+                        if received > limit:
+                            _check_size(exchange, limit, request)
         except (*_STREAM_ERRORS, ssl.SSLError) as exc:
             if (
                 conn.reused
@@ -445,3 +468,21 @@ def _os_reason(exc: OSError) -> str:
     if exc.strerror:
         return exc.strerror
     return str(exc) or type(exc).__name__
+
+
+def _check_length(exchange: Exchange, limit: int, request: Request) -> None:
+    """Refuse a body whose Content-Length is over ``limit`` before reading it."""
+    length = exchange.headers().get("content-length")
+    if length is not None and length.isdigit() and int(length) > limit:
+        msg = (
+            f"{_describe(request)}: the answer announces {length} bytes, "
+            f"more than the limit of {limit}"
+        )
+        raise ResponseTooLargeError(msg)
+
+
+def _check_size(exchange: Exchange, limit: int, request: Request) -> None:
+    """Refuse a body once the part buffered so far is over ``limit``."""
+    if sum(map(len, exchange.body)) > limit:
+        msg = f"{_describe(request)}: the answer is more than the limit of {limit} bytes"
+        raise ResponseTooLargeError(msg)

@@ -1,0 +1,131 @@
+"""Events for metrics and tracing: ``Client(on_event=callback)``.
+
+The client calls ``on_event`` synchronously with one of the frozen events
+below. A callback must be quick and must not block; an exception it raises is
+logged and otherwise ignored, so a broken metrics hook never breaks a request.
+
+Code that emits events (the client, the token file, the CA watcher, the watch
+loop) receives the hook as an ``EventHook | None`` and calls ``emit(hook,
+event)``; when no hook is set, the caller skips building the event at all
+(``if hook is not None: emit(hook, ...)``) so the hot path stays cheap.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+from attrs import frozen
+
+logger = logging.getLogger("asyncpod")
+
+
+@frozen
+class RequestEvent:
+    """One HTTP exchange ended (each attempt of a retried call is one event).
+
+    Attributes:
+        method: the HTTP method.
+        path: the request path, without the query.
+        status: the HTTP status, or ``None`` when no answer arrived.
+        elapsed: seconds from sending to the answer's head (or the failure).
+        error: the exception class name when no answer arrived.
+    """
+
+    method: str
+    path: str
+    status: int | None
+    elapsed: float
+    error: str | None = None
+
+
+@frozen
+class RetryEvent:
+    """A call is about to be retried.
+
+    Attributes:
+        method: the HTTP method.
+        path: the request path, without the query.
+        reason: why (``"HTTP 429 with Retry-After 1"``, ``"connect failed"``).
+        attempt: the number of this retry (1 for the first).
+        delay: seconds the client waits before the retry.
+    """
+
+    method: str
+    path: str
+    reason: str
+    attempt: int
+    delay: float
+
+
+@frozen
+class TokenReloadEvent:
+    """The bearer token was read again from its file.
+
+    Attributes:
+        path: the token file.
+        reason: what triggered the read (``"changed"``, ``"periodic"``, ``"401"``).
+        changed: whether a new token was found.
+    """
+
+    path: str
+    reason: str
+    changed: bool = True
+
+
+@frozen
+class CAReloadEvent:
+    """The CA bundle was read again and a new SSL context built.
+
+    Attributes:
+        path: the CA file.
+        reason: what triggered the read (``"changed"``, ``"verification failed"``).
+    """
+
+    path: str
+    reason: str
+
+
+@frozen
+class WatchReconnectEvent:
+    """A watch lost its connection and reconnects.
+
+    Attributes:
+        path: the watched collection's path.
+        resource_version: where the watch resumes.
+        reason: why it reconnects (``"server timeout"``, ``"connection dropped"``).
+        attempt: consecutive reconnects without an event in between.
+        delay: seconds waited before reconnecting.
+    """
+
+    path: str
+    resource_version: str | None
+    reason: str
+    attempt: int
+    delay: float
+
+
+Event = RequestEvent | RetryEvent | TokenReloadEvent | CAReloadEvent | WatchReconnectEvent
+EventHook = Callable[[Event], object]
+
+
+def emit(hook: EventHook | None, event: Event) -> None:
+    """Hand ``event`` to ``hook``; a failing hook is logged, never raised."""
+    if hook is None:
+        return
+    try:
+        hook(event)
+    except Exception:
+        logger.exception("the on_event callback failed on %s", type(event).__name__)
+
+
+__all__ = [
+    "CAReloadEvent",
+    "Event",
+    "EventHook",
+    "RequestEvent",
+    "RetryEvent",
+    "TokenReloadEvent",
+    "WatchReconnectEvent",
+    "emit",
+]
