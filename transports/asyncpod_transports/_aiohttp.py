@@ -74,13 +74,7 @@ class _AiohttpStream:
             response.release()
         else:
             # An unread body cannot be skipped cheaply: drop the connection.
-            # Abort rather than close: a TLS close waits for the server's
-            # close_notify, and a loop that ends meanwhile leaks the socket.
-            connection = response.connection
-            transport = connection.transport if connection is not None else None
             response.close()
-            if transport is not None:
-                transport.abort()
 
 
 def _scrub(exc: BaseException) -> None:
