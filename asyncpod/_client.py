@@ -40,6 +40,10 @@ USER_AGENT = "asyncpod/0.1"
 # A streaming call that fails is read this far for its Status body; a longer
 # error body is not a Status and must not pin memory.
 MAX_ERROR_BODY = 1 << 20
+# A 401 is retried once per new credential: twice covers a request whose
+# fresh token was itself rotated out while it waited; a token that never
+# changes is refused after one read, as ``Auth.unauthorized`` says False.
+MAX_REAUTHORIZATIONS = 2
 # The largest answer of a non-streaming call read into memory. A list of 500
 # pods is a few MB; a larger answer is a runaway or hostile server, and a
 # caller who really wants it raises the limit or pages with ``list``.
@@ -216,7 +220,7 @@ class Client(ResourceMixin):
         if policy is None:
             policy = self.retry_policy
         attempt = 0
-        reauthorized = False
+        reauthorizations = 0
         while True:
             authorization = await auth.authorization()
             if authorization is not None:
@@ -241,10 +245,14 @@ class Client(ResourceMixin):
                 if hook is not None:
                     emit(hook, _request_event(request, response.status, started, None))
                 status = response.status
-                if status == 401 and not reauthorized and await auth.unauthorized(authorization):
+                if (
+                    status == 401
+                    and reauthorizations < MAX_REAUTHORIZATIONS
+                    and await auth.unauthorized(authorization)
+                ):
                     # The credentials were refreshed: one more try, not counted
                     # as a retry (DESIGN.md "Auth: the rotating token").
-                    reauthorized = True
+                    reauthorizations += 1
                     await _discard(response, stream)
                     continue
                 if status < 429 or not policy.is_retryable_status(status):

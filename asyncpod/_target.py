@@ -6,6 +6,8 @@ from collections.abc import Mapping, Sequence
 from functools import lru_cache
 from urllib.parse import quote, urlencode
 
+from asyncpod._errors import InvalidNameError
+
 ParamValue = str | int | float | bool | None | Sequence[str]
 Params = Mapping[str, ParamValue]
 
@@ -28,11 +30,11 @@ def build_target(path: str, params: Params | None = None) -> str:
     """``path`` plus an encoded query; ``None`` values are left out.
 
     Raises:
-        ValueError: ``path`` is not an absolute path.
+        InvalidNameError: ``path`` is not an absolute path (also a ``ValueError``).
     """
     if not path.startswith("/") or path.startswith("//"):
         msg = f"path {path!r} must be an absolute path on the API server, such as '/api'"
-        raise ValueError(msg)
+        raise InvalidNameError(msg)
     target = _encoded_path(path)
     if not params:
         return target

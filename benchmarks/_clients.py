@@ -90,6 +90,7 @@ class BenchClient:
         return None
 
     note: str = ""
+    events: int = 0  # watch events so far, also when a capped watch is cancelled
 
 
 # --- asyncpod --------------------------------------------------------------
@@ -152,6 +153,7 @@ class Asyncpod(BenchClient):
         if self.has_watch:
             async for _event in self.client.watch("pods", namespace=namespace):
                 count += 1
+                self.events = count
                 if count >= limit:
                     break
             return count
@@ -162,6 +164,7 @@ class Asyncpod(BenchClient):
             async for line in response.aiter_lines():
                 _json.loads(line)
                 count += 1
+                self.events = count
                 if count >= limit:
                     break
         return count
@@ -219,6 +222,7 @@ class Aiohttp(BenchClient):
             async for line in resp.content:
                 self.decode(line)
                 count += 1
+                self.events = count
                 if count >= limit:
                     break
         return count
@@ -284,6 +288,7 @@ class Httpx(BenchClient):
             async for line in resp.aiter_lines():
                 json.loads(line)
                 count += 1
+                self.events = count
                 if count >= limit:
                     break
         return count
@@ -323,6 +328,7 @@ class KubernetesAsyncio(BenchClient):
         async with watch.Watch() as w:
             async for _event in w.stream(self.v1.list_namespaced_pod, namespace):
                 count += 1
+                self.events = count
                 if count >= limit:
                     break
         return count
@@ -361,6 +367,7 @@ class Lightkube(BenchClient):
         count = 0
         async for _event in self.client.watch(Pod, namespace=namespace):
             count += 1
+            self.events = count
             if count >= limit:
                 break
         return count
@@ -395,6 +402,7 @@ class Kr8s(BenchClient):
         count = 0
         async for _event in self.api.watch("pods", namespace=namespace):
             count += 1
+            self.events = count
             if count >= limit:
                 break
         return count
@@ -438,6 +446,7 @@ class Kubernetes(BenchClient):
             w = watch.Watch()
             for _event in w.stream(self.v1.list_namespaced_pod, namespace):
                 count += 1
+                self.events = count
                 if count >= limit:
                     w.stop()
                     break

@@ -182,7 +182,7 @@ def run_one(
     client: str, workload: Workload, server: Server, args: argparse.Namespace, cpu: int | None
 ) -> dict[str, Any]:
     """Run ``client`` on ``workload`` in a fresh process and return its result."""
-    max_seconds = args.max_seconds or (8.0 if args.quick else 15.0)
+    max_seconds = args.max_seconds or (8.0 if args.quick else 10.0)
     spec = {
         "client": client,
         "kind": workload.kind,
@@ -361,11 +361,14 @@ def format_table(summary: dict[str, dict[str, Any]]) -> str:
         notes += [f"{c}: first error: {r['error']}" for c, r in rows.items() if r.get("error")]
         if key == "W6":
             notes += [
-                f"{c}: token use by nginx log: {r.get('tokens_seen')}"
+                f"{c}: {_fmt_ratio(r.get('vs_w1'))} of its own W1 (runs paired with W1's); "
+                f"requests per token, from nginx's log of the last run: {r.get('tokens_seen')}"
                 for c, r in rows.items()
                 if "na" not in r
             ]
-        lines += [f"\n- {n}" for n in notes]
+        if notes:
+            lines.append("")
+            lines += [f"- {n}" for n in notes]
     return "\n".join(lines) + "\n"
 
 
@@ -447,29 +450,37 @@ def main(argv: list[str] | None = None) -> int:
             f"watch {server.sizes['watch.ndjson']} B",
             file=sys.stderr,
         )
+        # W6 is judged against W1, so each W6 run follows the same client's
+        # W1 run: on a shared machine, load drifts more between workloads
+        # than between two neighbouring runs.
+        paired = {"W1": "W6"} if "W1" in workloads and "W6" in workloads else {}
         for key in workloads:
-            workload = WORKLOADS[key]
-            by_client = runs.setdefault(key, {c: [] for c in clients})
-            reps = 1 if workload.kind == "idle" else repeat
+            if key in paired.values():
+                continue
+            reps = 1 if WORKLOADS[key].kind == "idle" else repeat
             for rep in range(reps):
                 for client in clients:
-                    previous = by_client[client]
-                    if previous and ("na" in previous[0] or "failed" in previous[0]):
-                        continue
-                    t0 = time.monotonic()
-                    if workload.rotating:
-                        server.clear_rotate_log(nginx_pid)
-                        with TokenRotator(server):
+                    for each in (key, paired.get(key)):
+                        if each is None:
+                            continue
+                        workload = WORKLOADS[each]
+                        previous = runs.setdefault(each, {c: [] for c in clients})[client]
+                        if previous and ("na" in previous[0] or "failed" in previous[0]):
+                            continue
+                        t0 = time.monotonic()
+                        if workload.rotating:
+                            server.clear_rotate_log(nginx_pid)
+                            with TokenRotator(server):
+                                result = run_one(client, workload, server, args, client_cpu)
+                            result["tokens_seen"] = server.rotate_log_counts(nginx_pid)
+                        else:
                             result = run_one(client, workload, server, args, client_cpu)
-                        result["tokens_seen"] = server.rotate_log_counts(nginx_pid)
-                    else:
-                        result = run_one(client, workload, server, args, client_cpu)
-                    by_client[client].append(result)
-                    print(
-                        f"[{time.monotonic() - started:6.0f}s] {key} {client} #{rep + 1}: "
-                        f"{_one_line(result)} ({time.monotonic() - t0:.1f}s)",
-                        file=sys.stderr,
-                    )
+                        previous.append(result)
+                        print(
+                            f"[{time.monotonic() - started:6.0f}s] {each} {client} #{rep + 1}: "
+                            f"{_one_line(result)} ({time.monotonic() - t0:.1f}s)",
+                            file=sys.stderr,
+                        )
     summary = summarize(runs)
     table = format_table(summary)
     print(table)

@@ -96,11 +96,10 @@ async def run(client: BenchClient, spec: dict[str, Any]) -> dict[str, Any]:
     elif kind == "watch":
         with anyio.move_on_after(spec["max_seconds"]):
             try:
-                ops = await client.watch(namespace, n)
+                await client.watch(namespace, n)
             except Exception as exc:
                 counter.fail(exc)
-                ops = 0
-        counter.done = ops
+        ops = counter.done = client.events
     elif kind == "idle":
         return await _idle(client, spec, counter)
     else:

@@ -19,6 +19,8 @@ from contextlib import contextmanager
 import trustme
 from aiohttp import web
 
+from asyncpod.testing._sockets import abort_transports
+
 UNAUTHORIZED = {
     "kind": "Status",
     "apiVersion": "v1",
@@ -101,6 +103,12 @@ class TokenServer:
         assert server is not None
         self.port = server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
 
+    async def _stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+        # Handshakes in flight (and ones a client gave up on) are unknown to the runner.
+        await abort_transports(self._loop)
+
     @contextmanager
     def running(self) -> Iterator[TokenServer]:
         """Serve in a background thread for the duration of the block."""
@@ -110,8 +118,7 @@ class TokenServer:
         try:
             yield self
         finally:
-            if self._runner is not None:
-                asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self._loop).result(10)
+            asyncio.run_coroutine_threadsafe(self._stop(), self._loop).result(10)
             self._loop.call_soon_threadsafe(self._loop.stop)
             thread.join(10)
             self._loop.close()

@@ -28,6 +28,7 @@ from asyncpod.testing._pki import shared_pki
 from asyncpod.testing._podenv import PodEnvironment
 from asyncpod.testing._resources import ResourceType
 from asyncpod.testing._server import Handler
+from asyncpod.testing._sockets import abort_transports
 from asyncpod.testing._status import StatusError
 from asyncpod.testing._store import Store, Watcher
 
@@ -253,6 +254,9 @@ class Sandbox:
         runners, self._runners = self._runners, []
         for runner in runners:
             await runner.cleanup()
+        # TLS handshakes in flight and connections stuck in a TLS shutdown
+        # with a vanished client are unknown to the runners.
+        await abort_transports(asyncio.get_running_loop())
 
     def close(self) -> None:
         """Stop and remove the sandbox's files (when it made its own folder)."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import ssl
+import sys
 from collections.abc import Mapping
 
 import aiohttp
@@ -25,6 +26,15 @@ from asyncpod_transports._http11 import check_request
 
 _CREDENTIAL_HEADERS = frozenset({"authorization", "proxy-authorization"})
 _ERRORS = (aiohttp.ClientError, asyncio.TimeoutError, OSError, ValueError)
+
+# A TLS connection that aiohttp closes (``Connection: close``, a dropped
+# response) is handed to asyncio to shut down and forgotten by the connector
+# (aio-libs/aiohttp#1925). Before python/cpython#118960 (3.12.8, 3.13.1) that
+# shutdown can outlive the session: the loop ends with the socket still open
+# and "unclosed transport" is reported later, from an unrelated place. On
+# these versions aiohttp can remember such transports and abort them when the
+# session closes (aio-libs/aiohttp#9726); newer versions warn if asked to.
+_CLEANUP_CLOSED = sys.version_info < (3, 12, 8) or (3, 13, 0) <= sys.version_info < (3, 13, 1)
 
 
 def _describe(request: Request) -> str:
@@ -137,7 +147,9 @@ class AiohttpTransport:
             connector = aiohttp.UnixConnector(path=endpoint.path, limit=max_connections)
             self._base = f"http://{endpoint.host_header}"
         else:
-            connector = aiohttp.TCPConnector(limit=max_connections)
+            connector = aiohttp.TCPConnector(
+                limit=max_connections, enable_cleanup_closed=_CLEANUP_CLOSED
+            )
             self._base = endpoint.url
         self._tls = endpoint.tls if isinstance(endpoint, HTTPSEndpoint) else None
         self._server_name = endpoint.server_name if isinstance(endpoint, HTTPSEndpoint) else None
