@@ -145,12 +145,12 @@ async def test_ca_rotation_is_reported(sandbox: Sandbox, tmp_path: Path) -> None
     assert_no_secret(events, sandbox.admin_token)
 
 
-async def test_watch_reconnects_are_reported(sandbox: Sandbox) -> None:
+async def test_watch_reconnects_are_reported(
+    sandbox: Sandbox, pod_environment: PodEnvironment
+) -> None:
     """A dropped watch, then a 503 on reconnecting: two WatchReconnectEvents, then it resumes."""
     events: list[Event] = []
-    # Through the proxy listener: an error answer to a stream over TLS can
-    # leave a socket for the garbage collector on asyncio (a transport issue).
-    async with Client(Config.proxy(sandbox.proxy_url), on_event=events.append) as k8s:
+    async with Client(in_cluster(pod_environment), on_event=events.append) as k8s:
         ns = await new_namespace(k8s)
         path = f"/api/v1/namespaces/{ns}/configmaps"
         items = k8s.list("configmaps", namespace=ns)
@@ -180,3 +180,4 @@ async def test_watch_reconnects_are_reported(sandbox: Sandbox) -> None:
     # Both resume after the last event the caller saw, with a growing backoff.
     assert [e.resource_version for e in reconnects] == [seen[1], seen[1]]
     assert all(e.delay > 0 for e in reconnects)
+    assert_no_secret(events, pod_environment.token)
