@@ -14,6 +14,7 @@ import contextlib
 import math
 import random
 import time
+from collections import deque
 from collections.abc import Mapping
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Final
@@ -93,7 +94,7 @@ def decode_event(line: bytes | bytearray) -> WatchEvent:
         ProtocolError: the line is not a watch event.
     """
     try:
-        value = _json.loads(bytes(line))
+        value = _json.loads(line)
     except ValueError as exc:
         msg = f"a watch event is not JSON ({len(line)} bytes): {exc}"
         raise ProtocolError(msg) from exc
@@ -136,9 +137,9 @@ class WatchDecoder:
             msg = f"max_object_size must be positive, not {max_object_size}"
             raise ValueError(msg)
         self.max_object_size = max_object_size
+        # Only the unfinished last line is kept: complete lines are sliced
+        # out of the chunk that ends them, each copied once.
         self._buffer = bytearray()
-        # Where to continue looking for b"\n": earlier bytes were searched.
-        self._scanned = 0
         self._error: ProtocolError | None = None
 
     @property
@@ -158,36 +159,74 @@ class WatchDecoder:
             ProtocolError: a line is bad and no good event came before it in
                 this chunk, or an earlier call kept an error.
         """
-        if self._error is not None:
-            raise self._error
-        self._buffer += chunk
         events: list[WatchEvent] = []
-        start = 0
-        buffer = self._buffer
+        lines = self.lines(chunk)
         try:
-            while True:
-                end = buffer.find(b"\n", max(start, self._scanned))
-                if end < 0:
-                    break
-                self._check_size(end - start)
-                line = buffer[start:end]
-                if line.strip():
-                    events.append(decode_event(line))
-                start = end + 1
-                self._scanned = start
-            if start:
-                del buffer[:start]
-            self._scanned = len(buffer)
-            self._check_size(len(buffer))
+            for line in lines:
+                events.append(decode_event(line))
         except ProtocolError as exc:
-            # The stream cannot be trusted past a bad line: drop what is
-            # left, and hand out the events before it first.
-            self._error = exc
-            buffer.clear()
-            self._scanned = 0
+            self._fail(exc)
             if not events:
                 raise
         return events
+
+    def lines(self, chunk: bytes) -> list[bytes]:
+        """Add bytes of the body; return the non-blank lines they complete, undecoded.
+
+        The lazy form of ``feed``, for a reader that decodes one line at a
+        time with ``decode_event`` (a watch does, so that a chunk's events
+        are not all alive at once). A line beyond ``max_object_size`` is
+        treated as ``feed`` treats a bad line.
+
+        Raises:
+            ProtocolError: a line is too long and no line came before it in
+                this chunk, or an earlier call kept an error.
+        """
+        if self._error is not None:
+            raise self._error
+        lines: list[bytes] = []
+        end = chunk.find(b"\n")
+        buffer = self._buffer
+        limit = self.max_object_size
+        try:
+            if end < 0:
+                buffer += chunk
+                self._check_size(len(buffer))
+                return lines
+            if buffer:
+                self._check_size(len(buffer) + end)
+                buffer += chunk[:end]
+                line = bytes(buffer)
+                buffer.clear()
+                if line.strip():
+                    lines.append(line)
+            else:
+                self._check_size(end)
+                if end and (chunk[0] == 0x7B or chunk[:end].strip()):
+                    lines.append(chunk[:end])
+            start = end + 1
+            find = chunk.find
+            while True:
+                end = find(b"\n", start)
+                if end < 0:
+                    break
+                if end - start > limit:
+                    self._check_size(end - start)
+                # A JSON event starts with "{": only other lines need the
+                # (copying) blank-line check.
+                if end > start and (chunk[start] == 0x7B or chunk[start:end].strip()):
+                    lines.append(chunk[start:end])
+                start = end + 1
+            if start < len(chunk):
+                self._check_size(len(chunk) - start)
+                buffer += chunk[start:]
+        except ProtocolError as exc:
+            # The stream cannot be trusted past a bad line: drop what is
+            # left, and hand out the lines before it first.
+            self._fail(exc)
+            if not lines:
+                raise
+        return lines
 
     def close(self) -> list[WatchEvent]:
         """The end of the body: decode a final line that had no newline.
@@ -200,10 +239,13 @@ class WatchDecoder:
             raise self._error
         line = bytes(self._buffer)
         self._buffer.clear()
-        self._scanned = 0
         if not line.strip():
             return []
         return [decode_event(line)]
+
+    def _fail(self, error: ProtocolError) -> None:
+        self._error = error
+        self._buffer.clear()
 
     def _check_size(self, size: int) -> None:
         if size > self.max_object_size:
@@ -276,7 +318,9 @@ class Watch:
         self._deadline: float | None = None
         self._response: Response | None = None
         self._decoder = WatchDecoder(max_object_size)
-        self._pending: list[WatchEvent] = []
+        # Lines of the stream not handed out yet, decoded one at a time as
+        # the caller asks (the last line of a stream comes decoded).
+        self._pending: deque[bytes | WatchEvent] = deque()
         self._failures = 0
         self._reconnects_in_row = 0
         self._received = False
@@ -312,6 +356,30 @@ class Watch:
     async def __anext__(self) -> WatchEvent:
         if self._closed:
             raise StopAsyncIteration
+        # Performance: the fast path. While lines are pending and the initial
+        # events are over, an ordinary event is served here without awaiting
+        # anything or creating another coroutine; everything else (ERROR,
+        # bookmarks, a bad line, an empty queue) takes the general path.
+        pending = self._pending
+        if pending and not self._initial:
+            line = pending[0]
+            if type(line) is bytes:
+                try:
+                    event = decode_event(line)
+                except ProtocolError:
+                    event = None  # raised again, in order, by the general path
+                if event is not None:
+                    if event.type == "ERROR" or event.type == "BOOKMARK":
+                        pending[0] = event  # decoded once, handled below
+                        event = None
+                if event is not None:
+                    pending.popleft()
+                    metadata = event.object.get("metadata")
+                    if type(metadata) is dict:
+                        version = metadata.get("resourceVersion")
+                        if type(version) is str and version:
+                            self.resource_version = version
+                    return event
         try:
             return await self._next()
         except BaseException:
@@ -323,9 +391,13 @@ class Watch:
             self._deadline = time.monotonic() + self.timeout_seconds
         while True:
             failure: APIError | None = None
-            while self._pending:
+            pending = self._pending
+            while pending:
+                item = pending.popleft()
                 try:
-                    event = self._accept(self._pending.pop(0))
+                    event = self._accept(
+                        decode_event(item) if isinstance(item, bytes) else item
+                    )
                 except (ServerError, TooManyRequestsError) as exc:
                     failure = exc
                     break
@@ -352,8 +424,20 @@ class Watch:
                 limit = min(limit, remaining)
             chunk: bytes | None = None
             try:
-                with anyio.move_on_after(limit):
-                    chunk = await self._receive()
+                native = self._client._native_timeout
+                if native is not None:
+                    # Performance: asyncio.timeout is cheaper than an anyio
+                    # cancel scope, and this runs once per chunk.
+                    scope = native(None if limit == math.inf else limit)
+                    try:
+                        async with scope:
+                            chunk = await self._receive()
+                    except TimeoutError:
+                        if not scope.expired():
+                            raise
+                else:
+                    with anyio.move_on_after(limit):
+                        chunk = await self._receive()
             except TransportError:
                 await self._drop("connection dropped")
                 continue
@@ -377,7 +461,7 @@ class Watch:
             self._failures = 0
             self._reconnects_in_row = 0
             self._received = True
-            self._pending.extend(self._decoder.feed(chunk))
+            self._pending.extend(self._decoder.lines(chunk))
 
     def _accept(self, event: WatchEvent) -> WatchEvent | None:
         """Track the resume point; return the event when the caller should see it."""
