@@ -87,7 +87,7 @@ class WatchEvent:
         return isinstance(annotations, dict) and annotations.get(INITIAL_EVENTS_END) == "true"
 
 
-def decode_event(line: bytes | bytearray) -> WatchEvent:
+def decode_event(line: bytes) -> WatchEvent:
     """Decode one line of a watch stream.
 
     Raises:
@@ -368,10 +368,9 @@ class Watch:
                     event = decode_event(line)
                 except ProtocolError:
                     event = None  # raised again, in order, by the general path
-                if event is not None:
-                    if event.type == "ERROR" or event.type == "BOOKMARK":
-                        pending[0] = event  # decoded once, handled below
-                        event = None
+                if event is not None and (event.type == "ERROR" or event.type == "BOOKMARK"):
+                    pending[0] = event  # decoded once, handled below
+                    event = None
                 if event is not None:
                     pending.popleft()
                     metadata = event.object.get("metadata")
@@ -395,9 +394,7 @@ class Watch:
             while pending:
                 item = pending.popleft()
                 try:
-                    event = self._accept(
-                        decode_event(item) if isinstance(item, bytes) else item
-                    )
+                    event = self._accept(decode_event(item) if isinstance(item, bytes) else item)
                 except (ServerError, TooManyRequestsError) as exc:
                     failure = exc
                     break
@@ -428,7 +425,7 @@ class Watch:
                 if native is not None:
                     # Performance: asyncio.timeout is cheaper than an anyio
                     # cancel scope, and this runs once per chunk.
-                    scope = native(None if limit == math.inf else limit)
+                    scope = native(limit)
                     try:
                         async with scope:
                             chunk = await self._receive()

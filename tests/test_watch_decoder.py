@@ -183,6 +183,28 @@ def _feed_until_error(
     return events, None
 
 
+@given(st.lists(st.integers(0, len(BODY))))
+def test_lazy_lines_give_the_same_events(cuts: list[int]) -> None:
+    """lines() then decode_event, as a watch reads, gives feed()'s events for any chunking."""
+    decoder = WatchDecoder()
+    lines: list[bytes] = []
+    start = 0
+    for cut in [*sorted(cuts), len(BODY)]:
+        lines += decoder.lines(BODY[start:cut])
+        start = cut
+    assert [decode_event(line) for line in lines] + decoder.close() == EXPECTED
+
+
+def test_lazy_lines_skip_blank_lines_and_refuse_long_ones() -> None:
+    """lines() drops blank and CR-only lines and raises on a line beyond max_object_size."""
+    line = _event("ADDED", "a", 1)
+    decoder = WatchDecoder(max_object_size=len(line) + 10)
+    assert decoder.lines(b"\n\r\n" + line[:-1] + b"\r\n \n") == [line[:-1] + b"\r"]
+    with pytest.raises(ProtocolError, match="max_object_size"):
+        decoder.lines(b"{" + b" " * (len(line) + 20))
+    assert decoder.pending == 0
+
+
 @given(
     good=st.integers(0, 4),
     bad=st.sampled_from(BAD_LINES),
