@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 import ssl
 import sys
+import weakref
 from collections.abc import Mapping
+from typing import Any
 
 import aiohttp
 from multidict import CIMultiDict, CIMultiDictProxy
@@ -35,6 +37,26 @@ _ERRORS = (aiohttp.ClientError, asyncio.TimeoutError, OSError, ValueError)
 # these versions aiohttp can remember such transports and abort them when the
 # session closes (aio-libs/aiohttp#9726); newer versions warn if asked to.
 _CLEANUP_CLOSED = sys.version_info < (3, 12, 8) or (3, 13, 0) <= sys.version_info < (3, 13, 1)
+
+
+def _track_connections(connector: aiohttp.BaseConnector) -> weakref.WeakSet[asyncio.BaseProtocol]:
+    """Remember every connection the connector opens, so that closing can abort them all.
+
+    A connection that aiohttp's protocol closes by itself (an answer that
+    cannot be parsed) never returns to the connector, so neither the pool nor
+    ``enable_cleanup_closed`` knows it; over TLS its shutdown can outlive the
+    session. The protocol factory is the one place every connection passes.
+    """
+    protocols: weakref.WeakSet[asyncio.BaseProtocol] = weakref.WeakSet()
+    factory = connector._factory
+
+    def tracked_factory() -> Any:
+        protocol = factory()
+        protocols.add(protocol)
+        return protocol
+
+    connector._factory = tracked_factory  # type: ignore[assignment]
+    return protocols
 
 
 def _describe(request: Request) -> str:
@@ -151,6 +173,7 @@ class AiohttpTransport:
                 limit=max_connections, enable_cleanup_closed=_CLEANUP_CLOSED
             )
             self._base = endpoint.url
+        self._protocols = _track_connections(connector)
         self._tls = endpoint.tls if isinstance(endpoint, HTTPSEndpoint) else None
         self._server_name = endpoint.server_name if isinstance(endpoint, HTTPSEndpoint) else None
         self._session = aiohttp.ClientSession(
@@ -239,8 +262,12 @@ class AiohttpTransport:
         )
 
     async def aclose(self) -> None:
-        """Close every pooled connection."""
+        """Close every connection: the pooled ones, and any still shutting down."""
         await self._session.close()
+        for protocol in list(self._protocols):
+            transport = getattr(protocol, "transport", None)
+            if transport is not None:
+                transport.abort()
 
 
 async def _read_limited(response: aiohttp.ClientResponse, limit: int, what: str) -> bytes:
