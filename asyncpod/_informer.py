@@ -11,9 +11,9 @@ This is the loop an operator runs on::
 from __future__ import annotations
 
 from collections.abc import Mapping
-from types import TracebackType
 from typing import TYPE_CHECKING, Any, Literal
 
+from anyio.abc import AsyncResource
 from attrs import frozen
 
 from asyncpod._errors import GoneError
@@ -44,7 +44,7 @@ class Change:
     old: dict[str, Any] | None = None
 
 
-class Informer:
+class Informer(AsyncResource):
     """Keeps ``cache`` equal to the server's objects and yields every change.
 
     It lists (page by page), yields ADDED for each object and one SYNCED,
@@ -129,17 +129,6 @@ class Informer:
             if applied is not None:
                 self._queue.append(applied)
         return self._queue.pop(0)
-
-    async def __aenter__(self) -> Informer:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
 
     async def aclose(self) -> None:
         """Stop: close the watch and release its connection."""

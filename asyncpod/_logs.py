@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 import anyio
+from anyio.abc import AsyncResource
 
 from asyncpod._models import Response
 
@@ -13,7 +13,7 @@ if TYPE_CHECKING:
     from asyncpod._client import Client
 
 
-class LogLines:
+class LogLines(AsyncResource):
     """The lines of a container's log, without the newline.
 
     With ``follow=True`` the iteration lasts as long as the container writes
@@ -35,17 +35,6 @@ class LogLines:
 
     def __aiter__(self) -> LogLines:
         return self
-
-    async def __aenter__(self) -> LogLines:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
 
     async def aclose(self) -> None:
         """Stop reading and release the connection."""

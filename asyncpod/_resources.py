@@ -7,10 +7,10 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from types import TracebackType
 from typing import TYPE_CHECKING, Any, Final, Literal
 
 import anyio
+from anyio.abc import AsyncResource
 
 from asyncpod import _json
 from asyncpod._discovery import Discovery, Resource
@@ -87,7 +87,7 @@ def object_key(obj: Mapping[str, Any]) -> str:
     return f"{namespace}/{name}" if namespace else name
 
 
-class ListIterator:
+class ListIterator(AsyncResource):
     """The items of a list, page by page, following ``continue`` tokens.
 
     Attributes:
@@ -126,17 +126,6 @@ class ListIterator:
 
     def __aiter__(self) -> ListIterator:
         return self
-
-    async def __aenter__(self) -> ListIterator:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
 
     async def aclose(self) -> None:
         """Stop early (no connection is held between pages)."""

@@ -16,10 +16,10 @@ import random
 import time
 from collections import deque
 from collections.abc import Mapping
-from types import TracebackType
 from typing import TYPE_CHECKING, Any, Final
 
 import anyio
+from anyio.abc import AsyncResource
 from attrs import frozen
 
 from asyncpod import _json
@@ -273,7 +273,7 @@ def backoff_delay(attempt: int, *, base: float = 0.1, cap: float = 30.0) -> floa
     return float(ceiling / 2 + random.uniform(0, ceiling / 2))
 
 
-class Watch:
+class Watch(AsyncResource):
     """An async iterator of ``WatchEvent`` that survives dropped connections.
 
     Get one from ``Client.watch()``. Use it with ``async for``; leaving the loop
@@ -335,17 +335,6 @@ class Watch:
 
     def __aiter__(self) -> Watch:
         return self
-
-    async def __aenter__(self) -> Watch:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
 
     async def aclose(self) -> None:
         """Stop watching and release the connection."""
