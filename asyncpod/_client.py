@@ -179,14 +179,11 @@ class Client(ResourceMixin):
 
     def _build(
         self,
-        method: str,
         path: str,
         params: Params | None,
         json: Any,
         content: bytes | None,
         headers: Mapping[str, str] | None,
-        *,
-        stream: bool = False,
     ) -> tuple[str, dict[str, str], bytes | None]:
         target = build_target(path, params)
         request_headers = dict(self._base_headers)
@@ -315,7 +312,7 @@ class Client(ResourceMixin):
             RequestTimeoutError: the client's timeout passed.
         """
         method = method.upper()
-        target, request_headers, body = self._build(method, path, params, json, content, headers)
+        target, request_headers, body = self._build(path, params, json, content, headers)
         response = await self._send_within(method, path, target, request_headers, body, False)
         if response.status >= 300:
             raise _error_for(method, path, response, response.content)
@@ -390,7 +387,7 @@ class Client(ResourceMixin):
             RequestTimeoutError: no answer's head within the client's timeout.
         """
         method = method.upper()
-        target, request_headers, body = self._build(method, path, params, None, None, headers)
+        target, request_headers, body = self._build(path, params, None, None, headers)
         response = await self._send_within(method, path, target, request_headers, body, True)
         try:
             if response.status >= 300:

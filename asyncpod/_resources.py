@@ -215,14 +215,11 @@ class ResourceMixin:
 
         def _build(
             self,
-            method: str,
             path: str,
             params: Params | None,
             json: Any,
             content: bytes | None,
             headers: Mapping[str, str] | None,
-            *,
-            stream: bool = False,
         ) -> tuple[str, dict[str, str], bytes | None]: ...
 
         async def _send(
@@ -267,7 +264,7 @@ class ResourceMixin:
             APIError: the server answered with an error status.
             TransportError: the server could not be reached.
         """
-        target, headers, _ = self._build("GET", path, params, None, None, None, stream=True)
+        target, headers, _ = self._build(path, params, None, None, None)
         policy = None if retry else NO_RETRIES
         response = await self._send("GET", target, headers, None, True, policy=policy)
         if response.status < 300:
