@@ -1,5 +1,6 @@
 """asyncpod: a fast async client for the Kubernetes API, on asyncio and trio."""
 
+from asyncpod._assemble import choose_engine
 from asyncpod._auth import Auth, NoAuth, StaticToken
 from asyncpod._ca import CAWatcher
 from asyncpod._chain import load_config
@@ -53,7 +54,6 @@ from asyncpod._transport import (
     TLSContextSource,
     Transport,
     UnixEndpoint,
-    choose_engine,
 )
 from asyncpod._watch import Watch, WatchDecoder, WatchEvent
 

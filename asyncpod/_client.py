@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import importlib
 import logging
 import math
 import time
@@ -17,6 +16,7 @@ import anyio
 import sniffio
 
 from asyncpod import _json
+from asyncpod._assemble import auth_for, choose_engine, endpoint_for, open_transport
 from asyncpod._auth import Auth
 from asyncpod._config import Config
 from asyncpod._errors import (
@@ -33,8 +33,7 @@ from asyncpod._resources import ResourceMixin
 from asyncpod._retry import Retry, RetryPolicy
 from asyncpod._status import api_error, parse_retry_after
 from asyncpod._target import Params, build_target
-from asyncpod._transport import Endpoint, Engine, Transport, choose_engine
-from asyncpod._wiring import make_auth, make_endpoint
+from asyncpod._transport import Engine, Transport
 
 USER_AGENT = "asyncpod/0.1"
 # A streaming call that fails is read this far for its Status body; a longer
@@ -53,30 +52,6 @@ DEFAULT_MAX_RESPONSE_SIZE = 128 << 20
 _ASYNCIO_TIMEOUT: Callable[[float], Any] | None = getattr(asyncio, "timeout", None)
 
 logger = logging.getLogger("asyncpod")
-
-
-def create_transport(
-    endpoint: Endpoint,
-    *,
-    engine: Engine,
-    max_connections: int,
-    connect_timeout: float | None = None,
-    max_response_size: int | None = None,
-) -> Transport:
-    """Build the bundled transport for ``endpoint`` on ``engine``.
-
-    The core names the transport package instead of importing it, so that
-    ``import asyncpod`` stays free of aiohttp and h11.
-    """
-    transports = importlib.import_module("asyncpod_transports")
-    transport: Transport = transports.create_transport(
-        endpoint,
-        engine=engine,
-        max_connections=max_connections,
-        connect_timeout=connect_timeout,
-        max_response_size=max_response_size,
-    )
-    return transport
 
 
 class Client(ResourceMixin):
@@ -147,13 +122,13 @@ class Client(ResourceMixin):
             from asyncpod._chain import load_config
 
             self._config = load_config()
-        self._auth = make_auth(self._config, on_event=self._on_event)
+        self._auth = auth_for(self._config, on_event=self._on_event)
         library = sniffio.current_async_library()
         self._native_timeout = _ASYNCIO_TIMEOUT if library == "asyncio" else None
         if self._transport is None:
             engine = choose_engine(library, self._engine)
-            self._transport = create_transport(
-                make_endpoint(self._config, on_event=self._on_event),
+            self._transport = open_transport(
+                endpoint_for(self._config, on_event=self._on_event),
                 engine=engine,
                 max_connections=self.max_connections,
                 connect_timeout=self.connect_timeout,

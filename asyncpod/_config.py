@@ -8,6 +8,9 @@ from typing import Literal
 
 from attrs import field, frozen
 
+from asyncpod._errors import ConfigError
+from asyncpod._urls import redact, scheme_of
+
 Source = Literal["unix", "proxy", "in-cluster", "kubeconfig", "explicit"]
 
 DEFAULT_PROXY_URL = "http://127.0.0.1:8001"
@@ -16,6 +19,11 @@ SERVICE_ACCOUNT_DIR = "/var/run/secrets/kubernetes.io/serviceaccount"
 
 def _optional_path(value: str | Path | None) -> Path | None:
     return None if value is None else Path(value)
+
+
+def _url_repr(value: str | None) -> str:
+    # A URL may carry user:password@; a repr is logged and printed.
+    return repr(None if value is None else redact(value))
 
 
 def _env_tuple(
@@ -70,7 +78,7 @@ class Config:
     """
 
     source: Source
-    server: str | None
+    server: str | None = field(repr=_url_repr)
     namespace: str = "default"
     socket_path: str | None = None
     token: str | None = field(default=None, repr=False)
@@ -84,7 +92,7 @@ class Config:
     tls_server_name: str | None = None
     insecure_skip_tls_verify: bool = False
     allow_remote_proxy: bool = False
-    proxy_url: str | None = None
+    proxy_url: str | None = field(default=None, repr=_url_repr)
     exec_provider: ExecProvider | None = None
     context: str | None = None
 
@@ -108,7 +116,20 @@ class Config:
         ca_file: str | Path | None = None,
         namespace: str = "default",
     ) -> Config:
-        """The API server over HTTPS, verified against ``ca_file`` (else the system store)."""
+        """The API server over HTTPS, verified against ``ca_file`` (else the system store).
+
+        Raises:
+            ConfigError: ``server`` is not an ``https://`` URL (a ``kubectl
+                proxy`` on ``http://`` is ``Config.proxy``).
+        """
+        if scheme_of(server) != "https":
+            # Never downgrade: an http:// URL here would send the token in
+            # clear text, or silently drop it.
+            msg = (
+                f"Config.https needs an https:// URL, not {redact(server)!r}; "
+                "for a kubectl proxy on plain HTTP use Config.proxy(url)"
+            )
+            raise ConfigError(msg)
         return cls(
             source="explicit",
             server=server,

@@ -15,16 +15,17 @@ from pathlib import Path
 
 from asyncpod._config import SERVICE_ACCOUNT_DIR, Config
 from asyncpod._errors import ConfigError
+from asyncpod._files import check_token_file, read_text, regular_file_problem
+from asyncpod._urls import join_origin
 
 logger = logging.getLogger("asyncpod")
 
 HOST_VAR = "KUBERNETES_SERVICE_HOST"
 PORT_VARS = ("KUBERNETES_SERVICE_PORT_HTTPS", "KUBERNETES_SERVICE_PORT")
 NAMESPACE_VAR = "POD_NAMESPACE"
-
-
-def _describe(exc: OSError) -> str:
-    return exc.strerror or type(exc).__name__
+# A namespace is a DNS label of at most 63 characters; the kubelet writes it
+# alone. 4 KiB leaves room for any whitespace and refuses anything else.
+MAX_NAMESPACE_FILE_SIZE = 4 << 10
 
 
 def service_port(environ: Mapping[str, str]) -> int:
@@ -45,43 +46,15 @@ def service_port(environ: Mapping[str, str]) -> int:
     return 443
 
 
-def join_host_port(host: str, port: int) -> str:
-    """``https://host:port``, bracketing IPv6 literals (RFC 3986 section 3.2.2)."""
-    if ":" in host and not host.startswith("["):
-        host = f"[{host}]"
-    return f"https://{host}:{port}"
-
-
 def read_namespace(root: Path, environ: Mapping[str, str]) -> str:
     """``POD_NAMESPACE``, else the folder's ``namespace`` file, else ``"default"``."""
     if value := environ.get(NAMESPACE_VAR, "").strip():
         return value
     path = root / "namespace"
-    try:
-        value = path.read_text(encoding="utf-8").strip()
-    except FileNotFoundError:
+    if not os.path.exists(path):
         return "default"
-    except (OSError, UnicodeDecodeError) as exc:
-        reason = _describe(exc) if isinstance(exc, OSError) else "not UTF-8 text"
-        msg = f"namespace file {path} could not be read: {reason}"
-        raise ConfigError(msg) from None
-    return value or "default"
-
-
-def check_token_file(path: Path) -> None:
-    """Make sure the token file can be read and is not empty (without keeping the token).
-
-    Raises:
-        ConfigError: the file is missing, unreadable or empty.
-    """
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        msg = f"token file {path} could not be read: {_describe(exc)}"
-        raise ConfigError(msg) from None
-    if not data.strip():
-        msg = f"token file {path} is empty"
-        raise ConfigError(msg)
+    text = read_text(path, what="namespace file", limit=MAX_NAMESPACE_FILE_SIZE).strip()
+    return text or "default"
 
 
 def in_cluster_config(
@@ -102,9 +75,7 @@ def in_cluster_config(
     token_file = root / "token"
     check_token_file(token_file)
     ca_file: Path | None = root / "ca.crt"
-    try:
-        size = os.stat(root / "ca.crt").st_size
-    except FileNotFoundError:
+    if not os.path.lexists(root / "ca.crt"):
         # client-go reads the CA "if available"; we never turn verification
         # off, we fall back to the system trust store instead.
         logger.warning(
@@ -112,16 +83,13 @@ def in_cluster_config(
             ca_file,
         )
         ca_file = None
-    except OSError as exc:
-        msg = f"CA bundle {ca_file} could not be read: {_describe(exc)}"
-        raise ConfigError(msg) from None
-    else:
-        if size == 0:
-            msg = f"CA bundle {ca_file} is empty"
-            raise ConfigError(msg)
+    elif problem := regular_file_problem(root / "ca.crt", empty_ok=False):
+        # Only looked at here: the bundle is read when the client is entered.
+        msg = f"CA bundle {ca_file} {problem}"
+        raise ConfigError(msg)
     return Config(
         source="in-cluster",
-        server=join_host_port(host, port),
+        server=join_origin("https", host, port),
         namespace=read_namespace(root, environ),
         token_file=token_file,
         ca_file=ca_file,
