@@ -22,8 +22,8 @@ from asyncpod._errors import ConfigError
 #: rotation that swaps the kubelet's ``..data`` link changes it.
 Identity = tuple[int, int, int, int]
 
-# Room for the whitespace around a token (a trailing newline, CRLF).
-_TOKEN_SLACK = 4096
+# A token and room for the whitespace around it (a trailing newline, CRLF).
+MAX_TOKEN_FILE_SIZE = MAX_TOKEN_SIZE + 4096
 _CHUNK = 64 << 10
 _OPEN_FLAGS = os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | getattr(os, "O_CLOEXEC", 0)
 
@@ -62,7 +62,9 @@ def _kind(mode: int) -> str:
     return "not a regular file"
 
 
-def regular_file_problem(path: Path, *, empty_ok: bool = True) -> str | None:
+def regular_file_problem(
+    path: Path, *, empty_ok: bool = True, limit: int | None = None
+) -> str | None:
     """Why ``path`` is not a regular file that can be read, without reading it.
 
     The answer reads after the file's name ("token file F {problem}").
@@ -75,6 +77,8 @@ def regular_file_problem(path: Path, *, empty_ok: bool = True) -> str | None:
         return f"is {_kind(st.st_mode)}, not a regular file"
     if not empty_ok and st.st_size == 0:
         return "is empty"
+    if limit is not None and st.st_size > limit:
+        return f"is larger than {limit} bytes"
     return None
 
 
@@ -153,11 +157,11 @@ def read_text(path: Path, *, what: str, limit: int) -> str:
 def try_read_token(path: Path) -> tuple[str, Identity] | str:
     """The token in ``path`` and the file's identity, or why there is none.
 
-    The one token-file reader: bounded (``MAX_TOKEN_SIZE`` plus room for
-    whitespace) and checked by ``token_problem``. The reason reads after the
-    file's name and never holds a byte of the token.
+    The one token-file reader: bounded (``MAX_TOKEN_FILE_SIZE``) and checked
+    by ``token_problem``. The reason reads after the file's name and never
+    holds a byte of the token.
     """
-    result = try_read(path, MAX_TOKEN_SIZE + _TOKEN_SLACK)
+    result = try_read(path, MAX_TOKEN_FILE_SIZE)
     if isinstance(result, str):
         return result
     raw, identity = result
@@ -191,13 +195,14 @@ def check_token_file(path: Path) -> None:
     Raises:
         ConfigError: the file is missing, not a regular file or empty.
     """
-    problem = regular_file_problem(path, empty_ok=False)
+    problem = regular_file_problem(path, empty_ok=False, limit=MAX_TOKEN_FILE_SIZE)
     if problem is not None:
         msg = f"token file {path} {problem}"
         raise ConfigError(msg)
 
 
 __all__ = [
+    "MAX_TOKEN_FILE_SIZE",
     "Identity",
     "check_token_file",
     "describe",

@@ -21,7 +21,7 @@ from attrs import frozen
 
 from asyncpod._config import Config, ExecProvider
 from asyncpod._errors import ConfigError
-from asyncpod._files import check_token_file, read_text
+from asyncpod._files import check_token_file, read_text, regular_file_problem
 from asyncpod._urls import redact, scheme_of
 
 logger = logging.getLogger("asyncpod")
@@ -180,8 +180,12 @@ def _path(entry: Entry, section: str, key: str, field: str) -> Path | None:
     path = Path(os.path.expanduser(value))
     if not path.is_absolute():
         path = entry.base / path
-    if not path.is_file():
+    if not path.exists():
         msg = f"{_where(entry, section, key, field)}: file {path} does not exist"
+        raise ConfigError(msg)
+    # A FIFO or a device would block or never end when it is read later.
+    if problem := regular_file_problem(path):
+        msg = f"{_where(entry, section, key, field)}: file {path} {problem}"
         raise ConfigError(msg)
     return path
 
