@@ -577,3 +577,54 @@ def test_proxy_url_is_stored_and_refused_at_start(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="proxy-url") as info:
         endpoint_for(config)
     assert "pw" not in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("user", "named"),
+    [
+        ({"token": "sekret-token"}, "has token"),
+        ({"tokenFile": "token"}, "has tokenFile"),
+        (
+            {"exec": {"apiVersion": "client.authentication.k8s.io/v1", "command": "never-run"}},
+            "has exec",
+        ),
+        (
+            {"client-certificate-data": b64("cert"), "client-key-data": b64("key")},
+            "has client-certificate",
+        ),
+    ],
+)
+def test_credentials_for_a_plain_http_server_are_refused(
+    tmp_path: Path, user: dict[str, Any], named: str
+) -> None:
+    """An http:// server with a user's credentials: ConfigError naming file, cluster and user."""
+    (tmp_path / "token").write_text("sekret-token\n")
+    doc = kubeconfig(
+        clusters={"plain": {"server": "http://user:pw-in-url@10.0.0.1:8080"}},
+        users={"alice": user},
+        contexts={"x": {"cluster": "plain", "user": "alice"}},
+        current="x",
+    )
+    path = write(tmp_path / "config", doc)
+    with pytest.raises(ConfigError) as info:
+        Config.from_kubeconfig(path)
+    message = str(info.value)
+    assert str(path) in message
+    assert "cluster 'plain'" in message
+    assert "user 'alice'" in message
+    assert named in message
+    assert "'http://***@10.0.0.1:8080'" in message
+    assert "sekret-token" not in message
+    assert "pw-in-url" not in message
+
+
+def test_plain_http_server_without_credentials_is_a_proxy(tmp_path: Path) -> None:
+    """A kubeconfig for a kubectl proxy (http://, no user credentials) still loads."""
+    doc = kubeconfig(
+        clusters={"proxy": {"server": "http://127.0.0.1:8001"}},
+        users={"nobody": {}},
+        contexts={"x": {"cluster": "proxy", "user": "nobody"}},
+        current="x",
+    )
+    config = Config.from_kubeconfig(write(tmp_path / "config", doc))
+    assert endpoint_for(config).url == "http://127.0.0.1:8001"  # type: ignore[union-attr]
