@@ -15,7 +15,7 @@ from typing import Any
 import anyio
 from attrs import define, field, frozen
 
-from asyncpod._errors import APIError, NotFoundError, UnknownResourceError
+from asyncpod._errors import APIError, NotFoundError, ProtocolError, UnknownResourceError
 from asyncpod._paths import group_version_prefix, resource_path
 
 
@@ -315,7 +315,10 @@ class Discovery:
                     apis = await self.get_json("/apis")
                 except NotFoundError:
                     apis = {}
-                self._groups = groups_from_discovery(api, apis)
+                try:
+                    self._groups = groups_from_discovery(api, apis)
+                except (AttributeError, TypeError, ValueError) as exc:
+                    raise _malformed("/api and /apis", exc) from None
             return self._groups
 
     async def _load_lists(self, group_versions: Sequence[tuple[str, str]]) -> None:
@@ -334,7 +337,10 @@ class Discovery:
                     results[group, version] = []
                     return
                 raise
-            results[group, version] = resources_from_list(group, version, body)
+            try:
+                results[group, version] = resources_from_list(group, version, body)
+            except (AttributeError, TypeError, ValueError) as exc:
+                raise _malformed(group_version_prefix(group, version), exc) from None
 
         limiter = anyio.CapacityLimiter(8)
 
@@ -346,3 +352,9 @@ class Discovery:
             for group, version in missing:
                 tg.start_soon(limited, group, version)
         self._lists.update(results)
+
+
+def _malformed(what: str, exc: Exception) -> ProtocolError:
+    """A discovery document that does not have the shape the API server gives it."""
+    msg = f"the discovery document {what} is malformed ({type(exc).__name__}: {exc})"
+    return ProtocolError(msg)
