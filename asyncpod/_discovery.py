@@ -15,7 +15,13 @@ from typing import Any
 import anyio
 from attrs import define, field, frozen
 
-from asyncpod._errors import APIError, NotFoundError, ProtocolError, UnknownResourceError
+from asyncpod._errors import (
+    APIError,
+    AsyncpodError,
+    NotFoundError,
+    ProtocolError,
+    UnknownResourceError,
+)
 from asyncpod._paths import group_version_prefix, resource_path
 
 
@@ -326,21 +332,26 @@ class Discovery:
         if not missing:
             return
         results: dict[tuple[str, str], list[Resource]] = {}
+        # The first failure is raised after the task group, as itself: an
+        # ExceptionGroup would reach the caller as a foreign exception.
+        failures: list[AsyncpodError] = []
 
         async def fetch(group: str, version: str) -> None:
+            path = group_version_prefix(group, version)
             try:
-                body = await self.get_json(group_version_prefix(group, version))
+                body = await self.get_json(path)
+                results[group, version] = resources_from_list(group, version, body)
             except APIError as exc:
                 # An aggregated API that is down (503) or a group that vanished
                 # (404) must not hide every other group.
                 if exc.status in (403, 404) or exc.status >= 500:
                     results[group, version] = []
-                    return
-                raise
-            try:
-                results[group, version] = resources_from_list(group, version, body)
+                else:
+                    failures.append(exc)
+            except AsyncpodError as exc:
+                failures.append(exc)
             except (AttributeError, TypeError, ValueError) as exc:
-                raise _malformed(group_version_prefix(group, version), exc) from None
+                failures.append(_malformed(path, exc))
 
         limiter = anyio.CapacityLimiter(8)
 
@@ -351,6 +362,8 @@ class Discovery:
         async with anyio.create_task_group() as tg:
             for group, version in missing:
                 tg.start_soon(limited, group, version)
+        if failures:
+            raise failures[0]
         self._lists.update(results)
 
 
