@@ -13,6 +13,7 @@ a message: a plugin's answer is a secret.
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import logging
 import os
@@ -156,7 +157,7 @@ async def _read_bounded(stream: ByteReceiveStream, limit: int) -> bytes | None:
 
 
 async def _run_plugin(provider: ExecProvider, env: Mapping[str, str]) -> tuple[bytes, bytes, int]:
-    """Run the plugin; its stdout, the tail of its stderr and its exit status.
+    """Run the plugin; its stdout, its stderr and its exit status.
 
     Raises:
         ConfigError: the plugin is missing, cannot be started, or prints more
@@ -188,7 +189,8 @@ async def _run_plugin(provider: ExecProvider, env: Mapping[str, str]) -> tuple[b
             if results[key] is None:
                 # A plugin printing without end: stop it now rather than
                 # wait for the caller's deadline; aclose() reaps it.
-                process.kill()
+                with contextlib.suppress(ProcessLookupError):
+                    process.kill()  # unless it exited meanwhile
                 tasks.cancel_scope.cancel()
 
         tasks.start_soon(drain, "stderr", process.stderr)

@@ -70,6 +70,18 @@ class StaticTLS:
         return None
 
 
+def _set_origin(endpoint: HTTPSEndpoint | ProxyEndpoint, scheme: str, what: str) -> None:
+    """Fill in ``host`` and ``port`` and normalise ``url`` to the bare origin.
+
+    The origin drops any userinfo, so that a password in the URL given is
+    never shown by the endpoint.
+    """
+    _, host, port = split_origin(endpoint.url, schemes=(scheme,), what=what)
+    object.__setattr__(endpoint, "host", host)
+    object.__setattr__(endpoint, "port", port)
+    object.__setattr__(endpoint, "url", join_origin(scheme, host, port))
+
+
 @frozen
 class HTTPSEndpoint:
     """The API server itself, over TLS, verified against ``tls``.
@@ -88,10 +100,7 @@ class HTTPSEndpoint:
     port: int = field(init=False)
 
     def __attrs_post_init__(self) -> None:
-        _, host, port = split_origin(self.url, schemes=("https",), what="API server URL")
-        object.__setattr__(self, "host", host)
-        object.__setattr__(self, "port", port)
-        object.__setattr__(self, "url", join_origin("https", host, port))
+        _set_origin(self, "https", "API server URL")
 
 
 @frozen
@@ -109,16 +118,15 @@ class ProxyEndpoint:
     port: int = field(init=False)
 
     def __attrs_post_init__(self) -> None:
-        _, host, port = split_origin(self.url, schemes=("http",), what="proxy URL")
-        if not self.allow_remote and not is_loopback(host):
+        if not self.allow_remote and not is_loopback(
+            split_origin(self.url, schemes=("http",), what="proxy URL")[1]
+        ):
             msg = (
                 f"proxy URL {redact(self.url)!r} is not on loopback; a kubectl proxy serves "
                 "without authentication, so pass allow_remote=True only if that host is trusted"
             )
             raise ConfigError(msg)
-        object.__setattr__(self, "host", host)
-        object.__setattr__(self, "port", port)
-        object.__setattr__(self, "url", join_origin("http", host, port))
+        _set_origin(self, "http", "proxy URL")
 
 
 @frozen
