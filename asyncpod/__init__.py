@@ -56,6 +56,7 @@ from asyncpod._transport import (
     choose_engine,
 )
 from asyncpod._watch import Watch, WatchDecoder, WatchEvent
+from asyncpod._workqueue import QueueShutDownError, WorkQueue
 
 __version__ = "0.1.0"
 
@@ -92,6 +93,7 @@ __all__ = [
     "NotFoundError",
     "ProtocolError",
     "ProxyEndpoint",
+    "QueueShutDownError",
     "Request",
     "RequestEvent",
     "RequestTimeoutError",
@@ -116,6 +118,7 @@ __all__ = [
     "WatchDecoder",
     "WatchEvent",
     "WatchReconnectEvent",
+    "WorkQueue",
     "__version__",
     "choose_engine",
     "load_config",
