@@ -38,6 +38,7 @@ from asyncpod._events import (
 from asyncpod._exec import ExecAuth
 from asyncpod._headers import Headers
 from asyncpod._informer import Change, Informer
+from asyncpod._leader import LeaderElection, LeadershipLostError
 from asyncpod._list import ListIterator
 from asyncpod._models import ByteStream, Request, Response
 from asyncpod._paths import ALL
@@ -88,6 +89,8 @@ __all__ = [
     "Informer",
     "InvalidError",
     "InvalidNameError",
+    "LeaderElection",
+    "LeadershipLostError",
     "ListIterator",
     "NoAuth",
     "NotFoundError",
