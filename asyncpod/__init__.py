@@ -5,6 +5,7 @@ from asyncpod._ca import CAWatcher
 from asyncpod._chain import load_config
 from asyncpod._client import Client
 from asyncpod._config import Config, ExecProvider
+from asyncpod._controller import Controller, Requeue
 from asyncpod._discovery import Resource
 from asyncpod._errors import (
     APIError,
@@ -30,12 +31,14 @@ from asyncpod._events import (
     CAReloadEvent,
     Event,
     EventHook,
+    ReconcileEvent,
     RequestEvent,
     RetryEvent,
     TokenReloadEvent,
     WatchReconnectEvent,
 )
 from asyncpod._exec import ExecAuth
+from asyncpod._finalizer import Finalizer
 from asyncpod._headers import Headers
 from asyncpod._informer import Change, Informer
 from asyncpod._leader import LeaderElection, LeadershipLostError
@@ -76,12 +79,14 @@ __all__ = [
     "Config",
     "ConfigError",
     "ConflictError",
+    "Controller",
     "Endpoint",
     "Engine",
     "Event",
     "EventHook",
     "ExecAuth",
     "ExecProvider",
+    "Finalizer",
     "ForbiddenError",
     "GoneError",
     "HTTPSEndpoint",
@@ -97,9 +102,11 @@ __all__ = [
     "ProtocolError",
     "ProxyEndpoint",
     "QueueShutDownError",
+    "ReconcileEvent",
     "Request",
     "RequestEvent",
     "RequestTimeoutError",
+    "Requeue",
     "Resource",
     "Response",
     "ResponseTooLargeError",
