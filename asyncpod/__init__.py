@@ -46,6 +46,7 @@ from asyncpod._list import ListIterator
 from asyncpod._models import ByteStream, Request, Response
 from asyncpod._paths import ALL
 from asyncpod._retry import RetryPolicy
+from asyncpod._sharding import ShardSet
 from asyncpod._token import TokenFile
 from asyncpod._transport import (
     ENGINES,
@@ -113,6 +114,7 @@ __all__ = [
     "RetryEvent",
     "RetryPolicy",
     "ServerError",
+    "ShardSet",
     "StaticTLS",
     "StaticToken",
     "TLSContextSource",

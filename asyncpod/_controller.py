@@ -25,6 +25,7 @@ from asyncpod._events import ReconcileEvent, emit
 from asyncpod._informer import Informer
 from asyncpod._objects import metadata_of
 from asyncpod._requests import Namespace
+from asyncpod._sharding import ShardSet, shard_of
 from asyncpod._workqueue import WorkQueue
 
 logger = logging.getLogger("asyncpod")
@@ -92,6 +93,8 @@ class Controller:
         resync_period: seconds between reconciles of every key (``None``: only
             on changes).
         queue: the work queue (its backoff and rate limit); a new one by default.
+        shards: a ``ShardSet`` to split the keys with other replicas; this
+            replica then reconciles only the keys of the shards it holds.
     """
 
     def __init__(
@@ -108,6 +111,7 @@ class Controller:
         max_concurrent_reconciles: int = 1,
         resync_period: float | None = None,
         queue: WorkQueue[str] | None = None,
+        shards: ShardSet | None = None,
     ) -> None:
         if max_concurrent_reconciles < 1:
             msg = f"max_concurrent_reconciles must be at least 1, not {max_concurrent_reconciles}"
@@ -128,6 +132,10 @@ class Controller:
         self._stopping = False
         self._failure: BaseException | None = None
         self._synced: anyio.Event | None = None
+        self.shards = shards
+        # The cancel scopes of the reconciles in flight, by shard (0 without shards).
+        self._inflight: dict[int, set[anyio.CancelScope]] = {}
+        self._finished: anyio.Event | None = None
 
     def __repr__(self) -> str:
         return f"Controller({self.name!r}, queue={self.queue!r})"
@@ -162,6 +170,8 @@ class Controller:
                         feeds.start_soon(self._guard, self._feed_mapped, resource, mapper)
                     if self.resync_period is not None:
                         feeds.start_soon(self._resync, self.resync_period)
+                    if self.shards is not None:
+                        feeds.start_soon(self._guard, self._keep_shards, self.shards)
             finally:
                 # In-flight reconciles finish; queued keys are dropped.
                 self._stopping = True
@@ -202,35 +212,72 @@ class Controller:
                 if change.type == "SYNCED" and self._synced is not None:
                     self._synced.set()
                 elif change.type != "DELETED":
-                    self.queue.add(change.key)
+                    self._enqueue(change.key)
 
     async def _feed_owned(self, resource: str | Resource, owner: Resource) -> None:
         async with self._client.informer(resource, namespace=self._namespace) as informer:
             async for change in informer:
                 if change.type != "SYNCED":
                     for key in owner_keys(change.object, owner):
-                        self.queue.add(key)
+                        self._enqueue(key)
 
     async def _feed_mapped(self, resource: str | Resource, mapper: KeyMapper) -> None:
         async with self._client.informer(resource, namespace=self._namespace) as informer:
             async for change in informer:
                 if change.type != "SYNCED":
                     for key in mapper(change.object):
-                        self.queue.add(key)
+                        self._enqueue(key)
 
     async def _resync(self, period: float) -> None:
         await self.wait_synced()
         while True:
             await anyio.sleep(period)
             for key in list(self.cache):
-                self.queue.add(key)
+                self._enqueue(key)
+
+    def _enqueue(self, key: str) -> None:
+        if self.shards is None or self.shards.owns(key):
+            self.queue.add(key)
+
+    def _shard(self, key: str) -> int:
+        return 0 if self.shards is None else shard_of(key, self.shards.shards)
+
+    async def _keep_shards(self, shards: ShardSet) -> None:
+        async def acquired(shard: int) -> None:
+            for key in list(self.cache):
+                if shard_of(key, shards.shards) == shard:
+                    self.queue.add(key)
+
+        async def releasing(shard: int) -> None:
+            # Given back only once its reconciles in flight are done, so that
+            # the next holder never works on a key at the same time.
+            while self._inflight.get(shard):
+                if self._finished is None:
+                    self._finished = anyio.Event()
+                await self._finished.wait()
+
+        async def lost(shard: int) -> None:
+            for scope in self._inflight.get(shard, ()):
+                scope.cancel()
+
+        await shards.run(acquired=acquired, releasing=releasing, lost=lost)
 
     async def _work(self) -> None:
         queue = self.queue
         async for key in queue:
+            shard = self._shard(key)
             try:
-                if not self._stopping:
-                    await self._reconcile_key(key)
+                if self._stopping or (self.shards is not None and not self.shards.owns(key)):
+                    continue
+                with anyio.CancelScope() as scope:
+                    self._inflight.setdefault(shard, set()).add(scope)
+                    try:
+                        await self._reconcile_key(key)
+                    finally:
+                        self._inflight[shard].discard(scope)
+                        finished, self._finished = self._finished, None
+                        if finished is not None:
+                            finished.set()
             finally:
                 queue.done(key)
 

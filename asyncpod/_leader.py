@@ -196,6 +196,11 @@ class LeaderElection:
         self.is_leader = False
         self.leader = ""
 
+    @property
+    def renewed_at(self) -> float:
+        """When (on the local clock) the last successful write was sent; ``-inf`` before."""
+        return self._renewed_at
+
     def __repr__(self) -> str:
         return (
             f"LeaderElection({self.namespace}/{self.name}, identity={self.identity!r}, "
@@ -350,19 +355,34 @@ class LeaderElection:
         self.leader = self.identity
 
     async def release(self) -> bool:
-        """Give the Lease up if this candidate still holds it (client-go's ReleaseOnCancel)."""
-        lease = self._lease
-        if lease is None or self._observed is None or self._observed.holder != self.identity:
-            return False
-        now = _micro_time()
-        record = evolve(
-            self._observed, holder="", lease_duration=1, acquire_time=now, renew_time=now
-        )
-        body = {**lease, "spec": {**(lease.get("spec") or {}), **record.to_spec()}}
+        """Give the Lease up if this candidate holds it (client-go's ReleaseOnCancel).
+
+        When the outcome of the last write is unknown (it was cancelled while
+        in flight), the Lease is read first: a write that reached the server
+        is released too.
+        """
         try:
             with anyio.move_on_after(self.retry_period):
+                lease = self._lease
+                if lease is None or self._observed is None:
+                    fetched = await self._session.get_json(self._path)
+                    lease = fetched if isinstance(fetched, dict) else None
+                    if lease is None:
+                        return False
+                    record = LeaseRecord.from_lease(lease)
+                else:
+                    record = self._observed
+                if record.holder != self.identity:
+                    return False
+                now = _micro_time()
+                released = evolve(
+                    record, holder="", lease_duration=1, acquire_time=now, renew_time=now
+                )
+                body = {**lease, "spec": {**(lease.get("spec") or {}), **released.to_spec()}}
                 await self._session.request("PUT", self._path, json=body)
                 self._lease = None
+                self._observed = released
+                self.is_leader = False
                 return True
         except AsyncpodError as exc:
             logger.info("releasing %s/%s failed: %s", self.namespace, self.name, exc)
