@@ -7,9 +7,12 @@ import re
 import threading
 import time
 from collections.abc import Iterator
-from typing import Literal
+from typing import TYPE_CHECKING, Literal, NoReturn
 
 from attrs import define, field, frozen
+
+if TYPE_CHECKING:
+    from aiohttp import web
 
 FaultKind = Literal[
     "status", "throttle", "error", "drop_before", "drop_after", "slow", "watch_drop"
@@ -178,3 +181,19 @@ class RequestLog:
 
 def now() -> float:
     return time.time()
+
+
+class Drop(Exception):
+    """Close the connection without an answer (raised where a fault says so)."""
+
+
+def drop() -> NoReturn:
+    """Close the connection without an answer: the handler catches ``Drop`` and aborts."""
+    raise Drop
+
+
+def abort(request: web.BaseRequest) -> None:
+    """Close the request's connection at once, without an answer."""
+    transport = request.transport
+    if transport is not None:
+        transport.abort()
