@@ -5,16 +5,14 @@ from __future__ import annotations
 import base64
 import collections
 import ipaddress
-import random
-import re
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from datetime import datetime, timezone
 from typing import Any
 
 from asyncpod import _json
-from asyncpod.testing import _fields, _status
+from asyncpod.testing import _admission, _fields, _status
+from asyncpod.testing._defaults import ordered_metadata
 from asyncpod.testing._resources import ResourceType, builtin_types, crd_types
 from asyncpod.testing._selectors import Matcher
 from asyncpod.testing._status import StatusError
@@ -22,22 +20,7 @@ from asyncpod.testing._status import StatusError
 Key = tuple[str, str]  # (group, plural)
 ObjKey = tuple[str, str]  # (namespace, name); namespace is "" when cluster-scoped
 
-_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
-_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
-_SUBDOMAIN_MSG = (
-    "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, "
-    "'-' or '.', and must start and end with an alphanumeric character (e.g. 'example.com', "
-    "regex used for validation is "
-    "'[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')"
-)
-_LABEL_MSG = (
-    "a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', "
-    "and must start and end with an alphanumeric character (e.g. 'my-name',  or '123-abc', "
-    "regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?')"
-)
 SYSTEM_NAMESPACES = ("default", "kube-node-lease", "kube-public", "kube-system")
-# Metadata the server owns: kept from the stored object on every update.
-_SERVER_METADATA = ("uid", "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds")
 
 
 def now_rfc3339() -> str:
@@ -139,11 +122,6 @@ class Watcher:
                 self.push("DELETED", event.obj)
         elif now:
             self.push(event.type, event.obj)
-
-
-def _generate_suffix() -> str:
-    alphabet = "bcdfghjklmnpqrstvwxz2456789"
-    return "".join(random.choice(alphabet) for _ in range(5))
 
 
 def encode_continue(rv: int, start: str) -> str:
@@ -533,47 +511,6 @@ class Store:
             raise _status.not_found("", "namespaces", namespace)
         return namespace
 
-    def _validate_name(self, rt: ResourceType, name: str) -> None:
-        label_only = rt.key in (("", "namespaces"), ("", "services"))
-        pattern, rule = (_LABEL, _LABEL_MSG) if label_only else (_SUBDOMAIN, _SUBDOMAIN_MSG)
-        if not name:
-            raise _status.invalid(
-                rt.kind,
-                "",
-                [
-                    (
-                        "FieldValueRequired",
-                        "metadata.name",
-                        "Required value: name or generateName is required",
-                    )
-                ],
-                rt.group,
-            )
-        if len(name) > (63 if label_only else 253) or not pattern.match(name):
-            raise _status.invalid(
-                rt.kind,
-                name,
-                [("FieldValueInvalid", "metadata.name", f'Invalid value: "{name}": {rule}')],
-                rt.group,
-            )
-
-    def _prepare(self, rt: ResourceType, body: Any, namespace: str | None) -> dict[str, Any]:
-        if not isinstance(body, dict):
-            raise _status.bad_request("the body of the request is not a JSON object")
-        obj: dict[str, Any] = {"kind": rt.kind, "apiVersion": rt.api_version}
-        obj.update({k: v for k, v in body.items() if k not in ("kind", "apiVersion")})
-        metadata = obj.get("metadata")
-        if not isinstance(metadata, dict):
-            metadata = {}
-        obj["metadata"] = dict(metadata)
-        body_ns = obj["metadata"].get("namespace")
-        if rt.namespaced and namespace and body_ns and body_ns != namespace:
-            raise _status.bad_request(
-                "the namespace of the provided object does not match the namespace sent on "
-                "the request"
-            )
-        return obj
-
     def create(
         self,
         rt: ResourceType,
@@ -585,32 +522,25 @@ class Store:
         apply_manager: str | None = None,
     ) -> Stored:
         """Create an object; it gets uid, creationTimestamp and a resourceVersion."""
-        obj = self._prepare(rt, body, namespace)
+        obj = _admission.prepare(rt, body, namespace)
         metadata = obj["metadata"]
         if not metadata.get("name") and metadata.get("generateName"):
-            metadata["name"] = str(metadata["generateName"]) + _generate_suffix()
+            metadata["name"] = _admission.generate_name(str(metadata["generateName"]))
         name = str(metadata.get("name") or "")
-        self._validate_name(rt, name)
+        _admission.validate_name(rt, name)
         ns = self._check_namespace(rt, namespace or metadata.get("namespace"))
         if (ns, name) in self.data[rt.key]:
             raise _status.already_exists(rt.group, rt.plural, name)
-        for field in ("resourceVersion", "deletionTimestamp", "deletionGracePeriodSeconds"):
-            metadata.pop(field, None)
         now = now_rfc3339()
-        fresh: dict[str, Any] = {"name": name}
-        if rt.namespaced:
-            fresh["namespace"] = ns
-        fresh["uid"] = str(uuid.uuid4())
-        fresh["resourceVersion"] = ""
-        if rt.has_generation:
-            fresh["generation"] = 1
-        fresh["creationTimestamp"] = now
-        for key, value in metadata.items():
-            keep = key != "managedFields" or apply_manager is not None
-            if key not in fresh and key != "selfLink" and keep:
-                fresh[key] = value
-        obj["metadata"] = fresh
-        _defaults(rt, obj)
+        obj = _admission.admit(
+            rt,
+            obj,
+            None,
+            name=name,
+            namespace=ns,
+            now=now,
+            keep_managed_fields=apply_manager is not None,
+        )
         if rt.key == ("", "services"):
             self._allocate_cluster_ip(obj)
         if apply_manager is None:
@@ -650,87 +580,12 @@ class Store:
         dry_run: bool = False,
         manager: str = "unknown",
         subresource: str | None = None,
-        record: bool = True,
     ) -> Stored:
         """Replace an object (PUT), with optimistic concurrency on resourceVersion."""
-        obj = self._prepare(rt, body, namespace)
-        metadata = obj["metadata"]
-        if metadata.get("name") and metadata["name"] != name:
-            raise _status.bad_request(
-                f"the name of the object ({metadata['name']}) does not match the name on the "
-                f"URL ({name})"
-            )
-        ns = (namespace or "") if rt.namespaced else ""
-        current = self.get(rt, ns, name)
-        old = current.obj
-        wanted_rv = metadata.get("resourceVersion")
-        if wanted_rv and str(wanted_rv) != old["metadata"]["resourceVersion"]:
-            raise _status.conflict(rt.group, rt.plural, name)
-        has_status = "status" in rt.subresources
-        if subresource == "status":
-            new = current.copy()
-            if "status" in obj:
-                new["status"] = obj["status"]
-            else:
-                new.pop("status", None)
-        else:
-            new = obj
-            meta = new["metadata"]
-            meta["name"] = name
-            if rt.namespaced:
-                meta["namespace"] = ns
-            for field in _SERVER_METADATA:
-                if field in old["metadata"]:
-                    meta[field] = old["metadata"][field]
-                else:
-                    meta.pop(field, None)
-            if "managedFields" not in meta and "managedFields" in old["metadata"]:
-                meta["managedFields"] = old["metadata"]["managedFields"]
-            if has_status:
-                if "status" in old:
-                    new["status"] = old["status"]
-                else:
-                    new.pop("status", None)
-            new["metadata"] = _ordered_metadata(meta)
-            _defaults(rt, new)
-        return self._write(rt, (ns, name), current, new, dry_run, manager, subresource, record)
-
-    def _write(
-        self,
-        rt: ResourceType,
-        okey: ObjKey,
-        current: Stored,
-        new: dict[str, Any],
-        dry_run: bool,
-        manager: str,
-        subresource: str | None,
-        record: bool,
-    ) -> Stored:
-        old = current.obj
-        new["metadata"]["resourceVersion"] = old["metadata"]["resourceVersion"]
-        if rt.has_generation:
-            generation = int(old["metadata"].get("generation", 1))
-            if _spec_of(new) != _spec_of(old):
-                generation += 1
-            new["metadata"]["generation"] = generation
-        if record:
-            _fields.record_update(
-                old,
-                new,
-                manager=manager,
-                api_version=rt.api_version,
-                now=now_rfc3339(),
-                subresource=subresource if subresource == "status" else None,
-                split_status="status" in rt.subresources,
-            )
-        if _same(new, old):
-            # A write that changes nothing is not stored: no new resourceVersion, no event.
-            return current
-        if dry_run:
-            return Stored(new)
-        if old["metadata"].get("deletionTimestamp") and not new["metadata"].get("finalizers"):
-            return self._commit(rt, okey, None, "DELETED") if okey in self.data[rt.key] else current
-        return self._commit(rt, okey, new, "MODIFIED")
+        obj = _admission.prepare(rt, body, namespace)
+        return self.replace_object(
+            rt, namespace, name, obj, dry_run=dry_run, manager=manager, subresource=subresource
+        )
 
     def replace_object(
         self,
@@ -744,28 +599,22 @@ class Store:
         subresource: str | None = None,
         record: bool = True,
     ) -> Stored:
-        """Store ``new`` (from a patch of the current object) over the current one."""
-        ns = (namespace or "") if rt.namespaced else ""
-        current = self.get(rt, ns, name)
-        old = current.obj
+        """Store ``new`` (a PUT body, or a patch of the current object) over the current one.
+
+        ``subresource="status"`` changes only ``.status``; otherwise a kind
+        with a status subresource keeps its stored status.
+        """
         meta = new.setdefault("metadata", {})
         if not isinstance(meta, dict):
             raise _status.bad_request("metadata must be an object")
+        ns = (namespace or "") if rt.namespaced else ""
+        _admission.check_namespace(rt, meta, ns)
+        _admission.check_name(meta, name)
+        current = self.get(rt, ns, name)
+        old = current.obj
         wanted_rv = meta.get("resourceVersion")
         if wanted_rv and str(wanted_rv) != old["metadata"]["resourceVersion"]:
             raise _status.conflict(rt.group, rt.plural, name)
-        if meta.get("name", name) != name:
-            raise _status.bad_request(
-                f"the name of the object ({meta['name']}) does not match the name on the "
-                f"URL ({name})"
-            )
-        meta["name"] = name
-        if rt.namespaced:
-            meta["namespace"] = ns
-        for field in _SERVER_METADATA:
-            if field in old["metadata"]:
-                meta[field] = old["metadata"][field]
-        new["kind"], new["apiVersion"] = rt.kind, rt.api_version
         if subresource == "status":
             status = new.get("status")
             new = current.copy()
@@ -778,10 +627,29 @@ class Store:
                 new["status"] = old["status"]
             else:
                 new.pop("status", None)
-        new = {"kind": rt.kind, "apiVersion": rt.api_version, **new}
-        new["metadata"] = _ordered_metadata(new["metadata"])
-        _defaults(rt, new)
-        return self._write(rt, (ns, name), current, new, dry_run, manager, subresource, record)
+        body = {k: v for k, v in new.items() if k not in ("kind", "apiVersion")}
+        new = {"kind": rt.kind, "apiVersion": rt.api_version, **body}
+        now = now_rfc3339()
+        new = _admission.admit(rt, new, old, name=name, namespace=ns, now=now)
+        if record:
+            _fields.record_update(
+                old,
+                new,
+                manager=manager,
+                api_version=rt.api_version,
+                now=now,
+                subresource=subresource if subresource == "status" else None,
+                split_status="status" in rt.subresources,
+            )
+        if _same(new, old):
+            # A write that changes nothing is not stored: no new resourceVersion, no event.
+            return current
+        if dry_run:
+            return Stored(new)
+        okey = (ns, name)
+        if old["metadata"].get("deletionTimestamp") and not new["metadata"].get("finalizers"):
+            return self._commit(rt, okey, None, "DELETED") if okey in self.data[rt.key] else current
+        return self._commit(rt, okey, new, "MODIFIED")
 
     def delete(
         self,
@@ -828,7 +696,7 @@ class Store:
             new["metadata"]["deletionGracePeriodSeconds"] = 0
             if rt.key == ("", "namespaces"):
                 new.setdefault("status", {})["phase"] = "Terminating"
-            new["metadata"] = _ordered_metadata(new["metadata"])
+            new["metadata"] = ordered_metadata(new["metadata"])
             return self._commit(rt, (ns, name), new, "MODIFIED"), False
         if rt.key == ("", "namespaces"):
             new = current.copy()
@@ -864,10 +732,6 @@ class Store:
             wake()
 
 
-def _spec_of(obj: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in obj.items() if k not in ("metadata", "status", "kind", "apiVersion")}
-
-
 def _same(a: dict[str, Any], b: dict[str, Any]) -> bool:
     def strip(obj: dict[str, Any]) -> dict[str, Any]:
         meta = {k: v for k, v in obj["metadata"].items() if k != "managedFields"}
@@ -884,137 +748,3 @@ def _same(a: dict[str, Any], b: dict[str, Any]) -> bool:
         ]
 
     return owners(a) == owners(b)
-
-
-_METADATA_ORDER = (
-    "name",
-    "generateName",
-    "namespace",
-    "uid",
-    "resourceVersion",
-    "generation",
-    "creationTimestamp",
-    "deletionTimestamp",
-    "deletionGracePeriodSeconds",
-    "labels",
-    "annotations",
-    "ownerReferences",
-    "finalizers",
-    "managedFields",
-)
-
-
-def _ordered_metadata(meta: dict[str, Any]) -> dict[str, Any]:
-    # The API server writes metadata fields in the order of the ObjectMeta struct.
-    ordered = {k: meta[k] for k in _METADATA_ORDER if k in meta}
-    ordered.update({k: v for k, v in meta.items() if k not in ordered})
-    return ordered
-
-
-def _image_pull_policy(image: str) -> str:
-    tail = image.rsplit("/", 1)[-1]
-    if "@" in tail:
-        return "IfNotPresent"
-    if ":" not in tail or tail.endswith(":latest"):
-        return "Always"
-    return "IfNotPresent"
-
-
-def _pod_spec_defaults(spec: dict[str, Any]) -> None:
-    for container in [*spec.get("initContainers", []), *spec.get("containers", [])]:
-        if isinstance(container, dict):
-            container.setdefault("resources", {})
-            container.setdefault("terminationMessagePath", "/dev/termination-log")
-            container.setdefault("terminationMessagePolicy", "File")
-            container.setdefault(
-                "imagePullPolicy", _image_pull_policy(str(container.get("image", "")))
-            )
-            for port in container.get("ports") or []:
-                if isinstance(port, dict):
-                    port.setdefault("protocol", "TCP")
-    spec.setdefault("restartPolicy", "Always")
-    spec.setdefault("terminationGracePeriodSeconds", 30)
-    spec.setdefault("dnsPolicy", "ClusterFirst")
-    spec.setdefault("securityContext", {})
-    spec.setdefault("schedulerName", "default-scheduler")
-
-
-def _defaults(rt: ResourceType, obj: dict[str, Any]) -> None:
-    """The defaults the API server fills in for the built-in kinds."""
-    obj["metadata"] = _ordered_metadata(obj["metadata"])
-    if rt.custom:
-        return
-    kind = rt.kind
-    if kind == "Namespace":
-        labels = obj["metadata"].setdefault("labels", {})
-        labels["kubernetes.io/metadata.name"] = obj["metadata"]["name"]
-        obj.setdefault("spec", {}).setdefault("finalizers", ["kubernetes"])
-        obj.setdefault("status", {}).setdefault("phase", "Active")
-    elif kind == "Pod":
-        spec = obj.setdefault("spec", {})
-        _pod_spec_defaults(spec)
-        # What pod defaulting and the service-account and priority admission add.
-        spec.setdefault("serviceAccountName", spec.get("serviceAccount", "default"))
-        spec.setdefault("serviceAccount", spec["serviceAccountName"])
-        spec.setdefault("enableServiceLinks", True)
-        spec.setdefault("priority", 0)
-        spec.setdefault("preemptionPolicy", "PreemptLowerPriority")
-        obj.setdefault("status", {"phase": "Pending", "qosClass": "BestEffort"})
-    elif kind == "Deployment":
-        spec = obj.setdefault("spec", {})
-        template = spec.get("template")
-        if isinstance(template, dict) and isinstance(template.get("spec"), dict):
-            _pod_spec_defaults(template["spec"])
-        spec.setdefault("replicas", 1)
-        spec.setdefault(
-            "strategy",
-            {
-                "type": "RollingUpdate",
-                "rollingUpdate": {"maxUnavailable": "25%", "maxSurge": "25%"},
-            },
-        )
-        spec.setdefault("revisionHistoryLimit", 10)
-        spec.setdefault("progressDeadlineSeconds", 600)
-        obj.setdefault("status", {})
-    elif kind == "Secret":
-        obj.setdefault("type", "Opaque")
-        string_data = obj.pop("stringData", None)
-        if isinstance(string_data, dict):
-            data = obj.setdefault("data", {})
-            for key, value in string_data.items():
-                data[key] = base64.b64encode(str(value).encode()).decode()
-    elif kind == "Service":
-        spec = obj.setdefault("spec", {})
-        spec.setdefault("type", "ClusterIP")
-        spec.setdefault("sessionAffinity", "None")
-        for port in spec.get("ports", []):
-            if isinstance(port, dict):
-                port.setdefault("protocol", "TCP")
-                port.setdefault("targetPort", port.get("port"))
-        obj.setdefault("status", {"loadBalancer": {}})
-    elif kind == "CustomResourceDefinition":
-        spec = obj.get("spec") or {}
-        names = dict(spec.get("names") or {})
-        names.setdefault("singular", str(names.get("kind", "")).lower())
-        names.setdefault("listKind", f"{names.get('kind', '')}List")
-        status = obj.setdefault("status", {})
-        status["acceptedNames"] = names
-        status["conditions"] = [
-            {
-                "type": "NamesAccepted",
-                "status": "True",
-                "lastTransitionTime": obj["metadata"]["creationTimestamp"],
-                "reason": "NoConflicts",
-                "message": "no conflicts found",
-            },
-            {
-                "type": "Established",
-                "status": "True",
-                "lastTransitionTime": obj["metadata"]["creationTimestamp"],
-                "reason": "InitialNamesAccepted",
-                "message": "the initial names have been accepted",
-            },
-        ]
-        status["storedVersions"] = [
-            v.get("name") for v in spec.get("versions") or [] if v.get("storage")
-        ]
