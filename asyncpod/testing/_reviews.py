@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Any
 
 from asyncpod.testing import _jwt, _status
 from asyncpod.testing._auth import ANONYMOUS, User
-from asyncpod.testing._store import now_rfc3339
+from asyncpod.testing._objects import now_rfc3339
 
 if TYPE_CHECKING:
     from asyncpod.testing._sandbox import Sandbox

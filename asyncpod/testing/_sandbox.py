@@ -23,6 +23,7 @@ from aiohttp import web
 
 from asyncpod.testing._auth import AccessRules, Authenticator
 from asyncpod.testing._faults import Faults, RequestLog
+from asyncpod.testing._objects import Watcher
 from asyncpod.testing._patch import merge_patch
 from asyncpod.testing._pki import shared_pki
 from asyncpod.testing._podenv import PodEnvironment
@@ -30,7 +31,7 @@ from asyncpod.testing._resources import ResourceType
 from asyncpod.testing._server import Handler
 from asyncpod.testing._sockets import abort_transports
 from asyncpod.testing._status import StatusError
-from asyncpod.testing._store import Store, Watcher
+from asyncpod.testing._store import Store
 
 T = TypeVar("T")
 

@@ -7,121 +7,17 @@ import collections
 import ipaddress
 import time
 from collections.abc import Callable, Iterator
-from datetime import datetime, timezone
 from typing import Any
 
 from asyncpod import _json
-from asyncpod.testing import _admission, _fields, _status
+from asyncpod.testing import _admission, _controllers, _fields, _status
 from asyncpod.testing._defaults import ordered_metadata
-from asyncpod.testing._resources import ResourceType, builtin_types, crd_types
+from asyncpod.testing._objects import Event, Key, ObjKey, Stored, Watcher, now_rfc3339
+from asyncpod.testing._resources import ResourceType, builtin_types
 from asyncpod.testing._selectors import Matcher
 from asyncpod.testing._status import StatusError
 
-Key = tuple[str, str]  # (group, plural)
-ObjKey = tuple[str, str]  # (namespace, name); namespace is "" when cluster-scoped
-
 SYSTEM_NAMESPACES = ("default", "kube-node-lease", "kube-public", "kube-system")
-
-
-def now_rfc3339() -> str:
-    """The time as Kubernetes writes it: RFC 3339, seconds, UTC."""
-    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-class Stored:
-    """A stored object (never mutated) and its cached JSON encodings."""
-
-    __slots__ = ("_full", "_item", "obj")
-
-    def __init__(self, obj: dict[str, Any]) -> None:
-        self.obj = obj
-        self._full: bytes | None = None
-        self._item: bytes | None = None
-
-    @property
-    def name(self) -> str:
-        return str(self.obj["metadata"]["name"])
-
-    @property
-    def rv(self) -> int:
-        return int(self.obj["metadata"]["resourceVersion"])
-
-    def full(self) -> bytes:
-        """The object as GET answers it."""
-        if self._full is None:
-            self._full = _json.dumps(self.obj)
-        return self._full
-
-    def item(self) -> bytes:
-        """The object as a list item (real lists leave out kind and apiVersion)."""
-        if self._item is None:
-            self._item = _json.dumps(
-                {k: v for k, v in self.obj.items() if k not in ("kind", "apiVersion")}
-            )
-        return self._item
-
-    def copy(self) -> dict[str, Any]:
-        """A deep copy to change."""
-        loaded: dict[str, Any] = _json.loads(self.full())
-        return loaded
-
-
-class Event:
-    """One change: ``type`` is ADDED, MODIFIED or DELETED."""
-
-    __slots__ = ("key", "obj", "prev", "rv", "type")
-
-    def __init__(self, rv: int, key: Key, type_: str, obj: Stored, prev: Stored | None) -> None:
-        self.rv = rv
-        self.key = key
-        self.type = type_
-        self.obj = obj
-        self.prev = prev
-
-
-class Watcher:
-    """A live watch: receives the events that match it."""
-
-    def __init__(
-        self,
-        key: Key,
-        namespace: str | None,
-        labels: Matcher | None,
-        fields: Matcher | None,
-        push: Callable[[str, Stored], None],
-        close: Callable[[], None],
-    ) -> None:
-        self.key = key
-        self.namespace = namespace
-        self.labels = labels
-        self.fields = fields
-        self.push = push
-        self.close = close
-
-    def matches(self, stored: Stored | None) -> bool:
-        if stored is None:
-            return False
-        obj = stored.obj
-        if self.namespace and obj["metadata"].get("namespace") != self.namespace:
-            return False
-        if self.labels is not None and not self.labels(obj):
-            return False
-        return self.fields is None or self.fields(obj)
-
-    def offer(self, event: Event) -> None:
-        # An object that starts or stops matching a selector is ADDED or DELETED
-        # for this watch, as the API server's watch cache reports it.
-        now = self.matches(event.obj)
-        if event.type == "MODIFIED":
-            before = self.matches(event.prev)
-            if now and before:
-                self.push("MODIFIED", event.obj)
-            elif now:
-                self.push("ADDED", event.obj)
-            elif before:
-                self.push("DELETED", event.obj)
-        elif now:
-            self.push(event.type, event.obj)
 
 
 def encode_continue(rv: int, start: str) -> str:
@@ -162,9 +58,7 @@ class Store:
         self.pod_logs: dict[tuple[str, str, str], list[str]] = {}
         self.log_waiters: list[Callable[[], None]] = []
         self.on_change: list[Callable[[Event], None]] = []
-        # owner uid -> the objects naming it in ownerReferences
-        self.dependents: dict[str, set[tuple[Key, ObjKey]]] = {}
-        self.orphaning: set[str] = set()
+        self.owners = _controllers.OwnerIndex()
         self.service_ips = 0
         for rt in builtin_types():
             self.register(rt)
@@ -238,8 +132,7 @@ class Store:
                 self.unregister(*key)
         for bucket in self.data.values():
             bucket.clear()
-        self.dependents.clear()
-        self.orphaning.clear()
+        self.owners.clear()
         self.log.clear()
         self.pod_logs.clear()
         self.rv += 1
@@ -279,119 +172,15 @@ class Store:
             stored = Stored(obj)
             bucket[okey] = stored
         event = Event(self.rv, rt.key, type_, stored, prev)
-        self._index_owners(rt.key, okey, prev, None if type_ == "DELETED" else stored)
+        self.owners.update(rt.key, okey, prev, None if type_ == "DELETED" else stored)
         self.log.append((time.monotonic(), event))
         self._trim()
         for watcher in list(self.watchers.get(rt.key, ())):
             watcher.offer(event)
         for hook in self.on_change:
             hook(event)
-        self._after(rt, event)
+        _controllers.react(self, rt, event)
         return stored
-
-    def _index_owners(
-        self, key: Key, okey: ObjKey, prev: Stored | None, new: Stored | None
-    ) -> None:
-        for stored, add in ((prev, False), (new, True)):
-            if stored is None:
-                continue
-            for ref in stored.obj["metadata"].get("ownerReferences") or ():
-                uid = ref.get("uid") if isinstance(ref, dict) else None
-                if not uid:
-                    continue
-                if add:
-                    self.dependents.setdefault(uid, set()).add((key, okey))
-                else:
-                    self.dependents.get(uid, set()).discard((key, okey))
-
-    def _collect_garbage(self, owner: Stored) -> None:
-        # The garbage collector's background cascade, done at once: dependents
-        # (by ownerReferences) are deleted, or with Orphan lose the reference.
-        uid = owner.obj["metadata"].get("uid", "")
-        dependents = self.dependents.pop(uid, set())
-        orphan = uid in self.orphaning
-        self.orphaning.discard(uid)
-        for key, okey in sorted(dependents):
-            rt = self.types.get(key)
-            stored = self.data.get(key, {}).get(okey)
-            if rt is None or stored is None:
-                continue
-            if orphan:
-                new = stored.copy()
-                refs = [
-                    r for r in new["metadata"].get("ownerReferences") or [] if r.get("uid") != uid
-                ]
-                if refs:
-                    new["metadata"]["ownerReferences"] = refs
-                else:
-                    new["metadata"].pop("ownerReferences", None)
-                self._commit(rt, okey, new, "MODIFIED")
-            else:
-                self.delete(rt, okey[0] or None, okey[1])
-
-    def _after(self, rt: ResourceType, event: Event) -> None:
-        if event.type == "DELETED" and (
-            event.obj.obj["metadata"].get("uid") in self.dependents
-            or event.obj.obj["metadata"].get("uid") in self.orphaning
-        ):
-            self._collect_garbage(event.obj)
-        if rt.key == ("apiextensions.k8s.io", "customresourcedefinitions"):
-            spec = event.obj.obj.get("spec") or {}
-            group, plural = spec.get("group", ""), (spec.get("names") or {}).get("plural", "")
-            if event.type == "DELETED":
-                self.unregister(group, plural)
-                self.data.pop((group, plural), None)
-            elif (group, plural) not in self.types:
-                for crt in crd_types(event.obj.obj):
-                    self.types.setdefault(crt.key, crt)
-                    self.by_version.setdefault((crt.group, crt.version), {})[crt.plural] = crt
-                    self.data.setdefault(crt.key, {})
-        elif rt.key == ("", "namespaces") and event.type == "DELETED":
-            namespace = event.obj.name
-            for key, bucket in list(self.data.items()):
-                owner = self.types.get(key)
-                if owner is None or not owner.namespaced:
-                    continue
-                for okey in [k for k in bucket if k[0] == namespace]:
-                    self._commit(owner, okey, None, "DELETED")
-        elif rt.key == ("", "pods") and event.type == "DELETED":
-            # A followed log ends with its pod.
-            waiters, self.log_waiters = self.log_waiters, []
-            for wake in waiters:
-                wake()
-        elif rt.key == ("", "namespaces") and event.type == "ADDED":
-            self._namespace_defaults(event.obj.name)
-
-    def _namespace_defaults(self, namespace: str) -> None:
-        # What the service-account and root-CA controllers add to a new namespace.
-        sa = self.types[("", "serviceaccounts")]
-        if (namespace, "default") not in self.data[sa.key]:
-            self.create(
-                sa, namespace, {"metadata": {"name": "default"}}, manager="kube-controller-manager"
-            )
-        if self.root_ca is not None:
-            cm = self.types[("", "configmaps")]
-            if (namespace, "kube-root-ca.crt") not in self.data[cm.key]:
-                self.create(
-                    cm,
-                    namespace,
-                    {
-                        "metadata": {
-                            "name": "kube-root-ca.crt",
-                            "annotations": {
-                                "kubernetes.io/description": (
-                                    "Contains a CA bundle that can be used to verify the "
-                                    "kube-apiserver when using internal endpoints such as the "
-                                    "internal service IP or kubernetes.default.svc. No other "
-                                    "usage is guaranteed across distributions of Kubernetes "
-                                    "clusters."
-                                )
-                            },
-                        },
-                        "data": {"ca.crt": self.root_ca},
-                    },
-                    manager="kube-controller-manager",
-                )
 
     root_ca: str | None = None
 
@@ -670,7 +459,7 @@ class Store:
         current = self.get(rt, ns, name)
         meta = current.obj["metadata"]
         if propagation == "Orphan" and not dry_run:
-            self.orphaning.add(str(meta.get("uid", "")))
+            self.owners.orphan(str(meta.get("uid", "")))
         if preconditions:
             want_uid = preconditions.get("uid")
             if want_uid and want_uid != meta.get("uid"):

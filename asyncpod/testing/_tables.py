@@ -12,8 +12,8 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from asyncpod import _json
+from asyncpod.testing._objects import Stored
 from asyncpod.testing._resources import ResourceType
-from asyncpod.testing._store import Stored
 
 
 def partial(obj: dict[str, Any]) -> dict[str, Any]:

@@ -14,12 +14,13 @@ import yaml
 
 from asyncpod import _json
 from asyncpod.testing import _fields, _status
+from asyncpod.testing._objects import Stored, now_rfc3339
 from asyncpod.testing._patch import PatchError, json_patch, merge_patch, strategic_merge_patch
 from asyncpod.testing._resources import ResourceType
 from asyncpod.testing._routes import TRUE, Route
 from asyncpod.testing._selectors import Matcher, SelectorError, field_matcher, label_matcher
 from asyncpod.testing._status import StatusError
-from asyncpod.testing._store import Store, Stored, now_rfc3339
+from asyncpod.testing._store import Store
 from asyncpod.testing._subresources import scale_of, update_scale
 
 PATCH_TYPES = {

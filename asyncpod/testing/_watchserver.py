@@ -13,10 +13,10 @@ from aiohttp import web
 from asyncpod import _json
 from asyncpod.testing import _status
 from asyncpod.testing._faults import Drop, Fault, abort, drop
+from asyncpod.testing._objects import Stored, Watcher
 from asyncpod.testing._resources import ResourceType
 from asyncpod.testing._routes import TRUE, Route
 from asyncpod.testing._selectors import Matcher, field_matcher
-from asyncpod.testing._store import Stored, Watcher
 from asyncpod.testing._tables import table
 from asyncpod.testing._verbs import matchers
 
