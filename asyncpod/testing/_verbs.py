@@ -305,6 +305,10 @@ def apply(
             _status.status(409, conflict.message, "Conflict", {"causes": conflict.causes()})
         ) from None
     merged["metadata"].pop("resourceVersion", None)
+    if meta.get("namespace"):
+        # The applied namespace is part of the result: one naming another
+        # namespace than the URL is refused when stored (after any conflict).
+        merged["metadata"]["namespace"] = meta["namespace"]
     stored = store.replace_object(
         rt,
         route.namespace,
