@@ -21,6 +21,7 @@ from typing import Any, TypeVar
 import yaml
 from aiohttp import web
 
+from asyncpod.testing import _lists
 from asyncpod.testing._auth import AccessRules, Authenticator
 from asyncpod.testing._faults import Faults, RequestLog
 from asyncpod.testing._objects import Watcher
@@ -377,7 +378,7 @@ class Sandbox:
     def objects(self, resource: str, *, namespace: str | None = None) -> list[dict[str, Any]]:
         """Every stored object of a resource (in one namespace, or all)."""
         rt = self._type(resource)
-        return self._call(lambda: [s.copy() for s in self._store.select(rt, namespace)[0]])
+        return self._call(lambda: [s.copy() for s in _lists.select(self._store, rt, namespace)[0]])
 
     def patch(
         self,

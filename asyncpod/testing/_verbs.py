@@ -13,7 +13,7 @@ from typing import Any
 import yaml
 
 from asyncpod import _json
-from asyncpod.testing import _fields, _status
+from asyncpod.testing import _fields, _lists, _status
 from asyncpod.testing._objects import Stored, now_rfc3339
 from asyncpod.testing._patch import PatchError, json_patch, merge_patch, strategic_merge_patch
 from asyncpod.testing._resources import ResourceType
@@ -120,7 +120,8 @@ def list_objects(
         limit = int(query.get("limit") or 0)
     except ValueError:
         raise _status.bad_request(f"invalid limit: {query.get('limit')}") from None
-    return store.select(
+    return _lists.select(
+        store,
         rt,
         namespace,
         labels=labels,
@@ -367,7 +368,7 @@ def delete_collection(
 ) -> list[Stored]:
     """Imitates DELETE of a collection: every object the selectors match, one by one."""
     labels, fields = matchers(query, rt)
-    items, _, _, _ = store.select(rt, namespace, labels=labels, fields=fields)
+    items, _, _, _ = _lists.select(store, rt, namespace, labels=labels, fields=fields)
     deleted = []
     for stored in items:
         result, _ = store.delete(

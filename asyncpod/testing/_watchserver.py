@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import web
 
 from asyncpod import _json
-from asyncpod.testing import _status
+from asyncpod.testing import _lists, _status
 from asyncpod.testing._faults import Drop, Fault, abort, drop
 from asyncpod.testing._objects import Stored, Watcher
 from asyncpod.testing._resources import ResourceType
@@ -104,7 +104,9 @@ async def serve_watch(
     end_marker = Stored({"metadata": {"name": "", "resourceVersion": "0"}})
     error: dict[str, Any] | None = None
     if rv_param in ("", "0") or query.get("sendInitialEvents") in TRUE:
-        items, list_rv, _, _ = store.select(rt, route.namespace, labels=labels, fields=fields)
+        items, list_rv, _, _ = _lists.select(
+            store, rt, route.namespace, labels=labels, fields=fields
+        )
         for stored in items:
             pending.append(("ADDED", stored))
         if bookmarks:
