@@ -17,7 +17,7 @@ from aiohttp import web
 from asyncpod import _json
 from asyncpod.testing import _discovery, _jwt, _openapi, _reviews, _status, _verbs
 from asyncpod.testing._auth import ADMIN, ANONYMOUS, PUBLIC_PATHS, User
-from asyncpod.testing._faults import Drop, Fault, RequestRecord, abort, drop
+from asyncpod.testing._faults import Drop, Fault, RequestRecord, abort, drop, injected_error
 from asyncpod.testing._objects import Stored
 from asyncpod.testing._resources import ResourceType
 from asyncpod.testing._routes import TRUE, Route, parse_rest, verb_of
@@ -40,14 +40,6 @@ _PF_SERVICE_ACCOUNTS = (
     "305fe1e1-1742-411a-ba5b-ad74aa5f77b0",
     "cbb5d065-17e7-445c-8023-1b3b176d1e7e",
 )
-# The API server's wording for the statuses a fault can inject.
-_INJECTED_MESSAGES = {
-    429: "Too many requests, please try again later.",
-    500: "Internal error occurred: injected by the sandbox",
-    503: "the server is currently unable to handle the request",
-    504: "the server was unable to return a response in the time allotted, but may still "
-    "be processing the request",
-}
 
 
 class Handler:
@@ -189,18 +181,9 @@ class Handler:
             if fault.delay:
                 await asyncio.sleep(fault.delay)
             await request.read()
-            code = fault.status
-            if code == 401:
-                # Exactly the real 401: as if the token had just been revoked.
-                return self._error(_status.unauthorized(), audit_id, None)
-            message = _INJECTED_MESSAGES.get(code, f"the sandbox injected a {code} answer")
-            details: dict[str, Any] = {}
-            if fault.retry_after is not None:
-                details["retryAfterSeconds"] = max(int(fault.retry_after), 1)
-            err = StatusError(_status.status(code, message, details=details))
-            if fault.retry_after is not None:
-                err.headers["Retry-After"] = f"{fault.retry_after:g}"
-            return self._error(err, audit_id, ADMIN)
+            err = injected_error(fault)
+            # An injected 401 is exactly the real one: no flow-control headers.
+            return self._error(err, audit_id, None if err.status == 401 else ADMIN)
         return None
 
     # ---- routing
@@ -305,13 +288,7 @@ class Handler:
                 headers=self._headers(audit_id, user, "text/plain; charset=utf-8"),
             )
         if path == "/.well-known/openid-configuration":
-            body = {
-                "issuer": _jwt.ISSUER,
-                "jwks_uri": f"https://{self.sb.server_address}/openid/v1/jwks",
-                "response_types_supported": ["id_token"],
-                "subject_types_supported": ["public"],
-                "id_token_signing_alg_values_supported": ["RS256"],
-            }
+            body = _jwt.openid_configuration(self.sb.server_address)
             return self._json_path(method, path, user, audit_id, body)
         if path == "/openid/v1/jwks":
             auth = self.sb._authenticator
