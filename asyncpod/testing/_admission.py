@@ -126,7 +126,8 @@ def admit(
       ``deletionGracePeriodSeconds`` (only a delete sets those).
     - ``resourceVersion`` is the stored one (the commit sets the next).
     - ``generation`` is 1 on create and grows when anything but metadata
-      and status changed, for the kinds that have one.
+      and status changed, for the kinds that have one; other kinds keep
+      the value a create sent, and no update changes it.
     - ``managedFields`` sent on create are dropped (the write records its
       own entry) unless ``keep_managed_fields`` (server-side apply computed
       them); an update without them keeps the stored ones.
@@ -152,14 +153,20 @@ def admit(
     elif "managedFields" not in meta and "managedFields" in old_meta:
         meta["managedFields"] = old_meta["managedFields"]
     meta["resourceVersion"] = old_meta.get("resourceVersion", "")
-    meta.pop("generation", None)
+    sent_generation = meta.pop("generation", None)
     defaults(rt, obj)
+    generation = old_meta.get("generation")
     if rt.has_generation:
         generation = 1
         if old is not None:
             generation = int(old_meta.get("generation", 1))
             if _spec_of(obj) != _spec_of(old):
                 generation += 1
+    elif old is None:
+        # Kinds without a generation keep what a create sent (their strategy
+        # leaves it alone); no update can change it.
+        generation = sent_generation
+    if generation is not None:
         obj["metadata"]["generation"] = generation
     obj["metadata"] = ordered_metadata(obj["metadata"])
     return obj
