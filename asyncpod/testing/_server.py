@@ -19,10 +19,11 @@ from asyncpod.testing import _discovery, _jwt, _openapi, _reviews, _status, _ver
 from asyncpod.testing._auth import ADMIN, ANONYMOUS, PUBLIC_PATHS, User
 from asyncpod.testing._faults import Drop, Fault, RequestRecord, abort, drop, injected_error
 from asyncpod.testing._objects import Stored
+from asyncpod.testing._podlogs import serve_log
 from asyncpod.testing._resources import ResourceType
 from asyncpod.testing._routes import TRUE, Route, parse_rest, verb_of
 from asyncpod.testing._status import StatusError
-from asyncpod.testing._subresources import evict, scale_of, serve_log, token_request, update_scale
+from asyncpod.testing._subresources import evict, scale_of, token_request, update_scale
 from asyncpod.testing._tables import encode_list, render_list, render_object
 from asyncpod.testing._watchserver import serve_watch
 

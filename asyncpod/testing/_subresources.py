@@ -1,4 +1,4 @@
-"""Subresources besides ``status``: scale, eviction, token and log.
+"""Subresources besides ``status``: scale, eviction, token, and where a log starts.
 
 ``status`` is a write path of the store (``subresource="status"``): it only
 changes ``.status``, and the main resource never does for kinds that have it.
@@ -6,17 +6,14 @@ changes ``.status``, and the main resource never does for kinds that have it.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from aiohttp import web
-
 from asyncpod.testing import _jwt, _status
+from asyncpod.testing._objects import Stored
 from asyncpod.testing._resources import ResourceType
-from asyncpod.testing._routes import TRUE, Route
+from asyncpod.testing._routes import Route
 from asyncpod.testing._store import Store
 
 if TYPE_CHECKING:
@@ -122,52 +119,24 @@ def _log_container(containers: list[str], wanted: str, pod: str) -> str:
     return wanted
 
 
-async def serve_log(
-    sb: Sandbox,
-    request: web.BaseRequest,
-    rt: ResourceType,
-    route: Route,
-    query: Mapping[str, str],
-    headers: dict[str, str],
-) -> web.StreamResponse:
-    """Imitates GET ``pods/NAME/log`` (``tailLines``, ``follow`` until the pod is gone)."""
+LogKey = tuple[str, str, str]  # (namespace, pod, container)
+
+
+def log_source(
+    store: Store, rt: ResourceType, route: Route, query: Mapping[str, str]
+) -> tuple[Stored, LogKey, int]:
+    """Imitates GET ``pods/NAME/log``'s checks: the pod, its container, ``tailLines``.
+
+    Returns the pod, the key of its container's lines and the first line to send.
+    """
     assert route.name is not None
     assert route.namespace is not None
-    store = sb._store
     pod = store.get(rt, route.namespace, route.name)
     containers = [str(c.get("name")) for c in (pod.obj.get("spec") or {}).get("containers") or []]
     container = _log_container(containers, query.get("container") or "", route.name)
     key = (route.namespace, route.name, container)
-    lines = store.pod_logs.get(key, [])
     start = 0
     tail = query.get("tailLines")
     if tail is not None and tail.isdigit():
-        start = max(len(lines) - int(tail), 0)
-    if query.get("follow") not in TRUE:
-        body = "".join(line + "\n" for line in lines[start:]).encode()
-        return web.Response(status=200, body=body, headers=headers)
-    response = web.StreamResponse(status=200, headers=headers)
-    response.enable_chunked_encoding()
-    await response.prepare(request)
-    position = start
-    wake = asyncio.Event()
-    uid = pod.obj["metadata"]["uid"]
-    try:
-        while True:
-            lines = store.pod_logs.get(key, [])
-            if position < len(lines):
-                text = "".join(f"{line}\n" for line in lines[position:])
-                await response.write(text.encode())
-                position = len(lines)
-            current = store.find(rt, route.namespace, route.name)
-            if current is None or current.obj["metadata"]["uid"] != uid or sb._stopping:
-                break
-            wake.clear()
-            store.log_waiters.append(wake.set)
-            with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(wake.wait(), 1.0)
-        await response.write_eof()
-    except ConnectionError:
-        # The client stopped following the log.
-        pass
-    return response
+        start = max(len(store.pod_logs.get(key, [])) - int(tail), 0)
+    return pod, key, start
