@@ -46,6 +46,7 @@ from asyncpod._leader import LeaderElection, LeadershipLostError
 from asyncpod._list import ListIterator
 from asyncpod._models import ByteStream, Request, Response
 from asyncpod._paths import ALL
+from asyncpod._recorder import EventRecorder
 from asyncpod._retry import RetryPolicy
 from asyncpod._sharding import ShardSet
 from asyncpod._token import TokenFile
@@ -85,6 +86,7 @@ __all__ = [
     "Engine",
     "Event",
     "EventHook",
+    "EventRecorder",
     "ExecAuth",
     "ExecProvider",
     "Finalizer",
