@@ -5,7 +5,7 @@ from asyncpod._auth import Auth, NoAuth, StaticToken
 from asyncpod._ca import CAWatcher
 from asyncpod._chain import load_config
 from asyncpod._client import Client
-from asyncpod._config import Config, ExecProvider
+from asyncpod._config import Config
 from asyncpod._controller import Controller, Requeue
 from asyncpod._discovery import Resource
 from asyncpod._errors import (
@@ -39,6 +39,7 @@ from asyncpod._events import (
     WatchReconnectEvent,
 )
 from asyncpod._exec import ExecAuth
+from asyncpod._execprovider import ExecProvider
 from asyncpod._finalizer import Finalizer
 from asyncpod._headers import Headers
 from asyncpod._informer import Change, Informer

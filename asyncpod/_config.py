@@ -9,12 +9,14 @@ from typing import Literal
 from attrs import field, frozen
 
 from asyncpod._errors import ConfigError
+from asyncpod._execprovider import ExecProvider
+from asyncpod._incluster import SERVICE_ACCOUNT_DIR, in_cluster_fields
+from asyncpod._kubeconfig import kubeconfig_fields
 from asyncpod._urls import redact, scheme_of
 
 Source = Literal["unix", "proxy", "in-cluster", "kubeconfig", "explicit"]
 
 DEFAULT_PROXY_URL = "http://127.0.0.1:8001"
-SERVICE_ACCOUNT_DIR = "/var/run/secrets/kubernetes.io/serviceaccount"
 
 
 def _optional_path(value: str | Path | None) -> Path | None:
@@ -24,42 +26,6 @@ def _optional_path(value: str | Path | None) -> Path | None:
 def _url_repr(value: str | None) -> str:
     # A URL may carry user:password@; a repr is logged and printed.
     return repr(None if value is None else redact(value))
-
-
-def _env_tuple(
-    value: Mapping[str, str] | tuple[tuple[str, str], ...],
-) -> tuple[tuple[str, str], ...]:
-    if isinstance(value, Mapping):
-        return tuple(value.items())
-    return tuple(value)
-
-
-@frozen(kw_only=True)
-class ExecProvider:
-    """A kubeconfig ``exec`` credential plugin (client.authentication.k8s.io).
-
-    Attributes:
-        command: the program to run; a bare name is looked up on ``PATH``,
-            a relative path was resolved against the kubeconfig's folder.
-        args: its arguments.
-        env: extra environment variables, added to the process's own. Values
-            may hold secrets, so they are never shown.
-        api_version: ``client.authentication.k8s.io/v1`` or ``.../v1beta1``.
-        install_hint: shown when the command is missing.
-        provide_cluster_info: pass the cluster in ``KUBERNETES_EXEC_INFO``.
-        interactive_mode: ``Never``, ``IfAvailable`` or ``Always``; asyncpod
-            never has a terminal to offer, so ``Always`` cannot be honoured.
-        user: the kubeconfig user that names the plugin, for error messages.
-    """
-
-    command: str
-    args: tuple[str, ...] = field(default=(), converter=tuple)
-    env: tuple[tuple[str, str], ...] = field(default=(), converter=_env_tuple, repr=False)
-    api_version: str = "client.authentication.k8s.io/v1"
-    install_hint: str | None = None
-    provide_cluster_info: bool = False
-    interactive_mode: str = "IfAvailable"
-    user: str | None = None
 
 
 @frozen(kw_only=True)
@@ -156,9 +122,7 @@ class Config:
             ConfigError: a variable or file is missing or malformed (the
                 message names it).
         """
-        from asyncpod._incluster import in_cluster_config
-
-        return in_cluster_config(root=root, environ=environ)
+        return cls(**in_cluster_fields(root=root, environ=environ))
 
     @classmethod
     def from_kubeconfig(
@@ -175,6 +139,4 @@ class Config:
             ConfigError: no file, or a file, context, cluster or user is
                 malformed (the message names it).
         """
-        from asyncpod._kubeconfig import kubeconfig_config
-
-        return kubeconfig_config(path, context=context)
+        return cls(**kubeconfig_fields(path, context=context))

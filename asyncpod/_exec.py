@@ -27,9 +27,10 @@ from typing import Any
 import anyio
 from anyio.abc import ByteReceiveStream
 
-from asyncpod._config import Config, ExecProvider
+from asyncpod._config import Config
 from asyncpod._credentials import check_token
 from asyncpod._errors import ConfigError
+from asyncpod._execprovider import ExecProvider
 from asyncpod._files import try_read
 from asyncpod._tls import MAX_CA_BUNDLE_SIZE
 

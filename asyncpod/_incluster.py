@@ -12,13 +12,15 @@ import logging
 import os
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
-from asyncpod._config import SERVICE_ACCOUNT_DIR, Config
 from asyncpod._errors import ConfigError
 from asyncpod._files import check_token_file, read_text, regular_file_problem
 from asyncpod._urls import join_origin
 
 logger = logging.getLogger("asyncpod")
+
+SERVICE_ACCOUNT_DIR = "/var/run/secrets/kubernetes.io/serviceaccount"
 
 HOST_VAR = "KUBERNETES_SERVICE_HOST"
 PORT_VARS = ("KUBERNETES_SERVICE_PORT_HTTPS", "KUBERNETES_SERVICE_PORT")
@@ -57,10 +59,10 @@ def read_namespace(root: Path, environ: Mapping[str, str]) -> str:
     return text or "default"
 
 
-def in_cluster_config(
+def in_cluster_fields(
     *, root: str | Path = SERVICE_ACCOUNT_DIR, environ: Mapping[str, str] | None = None
-) -> Config:
-    """Build the in-cluster ``Config``; see ``Config.in_cluster``.
+) -> dict[str, Any]:
+    """The fields of the in-cluster ``Config``; see ``Config.in_cluster``.
 
     Raises:
         ConfigError: a variable or file is missing or malformed.
@@ -87,10 +89,10 @@ def in_cluster_config(
         # Only looked at here: the bundle is read when the client is entered.
         msg = f"CA bundle {ca_file} {problem}"
         raise ConfigError(msg)
-    return Config(
-        source="in-cluster",
-        server=join_origin("https", host, port),
-        namespace=read_namespace(root, environ),
-        token_file=token_file,
-        ca_file=ca_file,
-    )
+    return {
+        "source": "in-cluster",
+        "server": join_origin("https", host, port),
+        "namespace": read_namespace(root, environ),
+        "token_file": token_file,
+        "ca_file": ca_file,
+    }

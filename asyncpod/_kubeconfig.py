@@ -19,8 +19,8 @@ from urllib.parse import urlsplit
 
 from attrs import frozen
 
-from asyncpod._config import Config, ExecProvider
 from asyncpod._errors import ConfigError
+from asyncpod._execprovider import ExecProvider
 from asyncpod._files import check_token_file, read_text, regular_file_problem
 from asyncpod._urls import redact, scheme_of
 
@@ -265,8 +265,8 @@ def _exec_provider(entry: Entry) -> ExecProvider:
     )
 
 
-def config_from_merged(merged: Merged, *, context: str | None = None) -> Config:
-    """Resolve one context of a merged kubeconfig.
+def fields_from_merged(merged: Merged, *, context: str | None = None) -> dict[str, Any]:
+    """Resolve one context of a merged kubeconfig into the fields of a ``Config``.
 
     Raises:
         ConfigError: the context, its cluster or its user is missing or malformed.
@@ -331,7 +331,7 @@ def config_from_merged(merged: Merged, *, context: str | None = None) -> Config:
         fields.update(_user_fields(user))
         _refuse_plain_http(server, cluster, user, fields)
     namespace = _string(ctx, "contexts", "context", "namespace") or "default"
-    return Config(source="kubeconfig", namespace=namespace, context=name, **fields)
+    return {"source": "kubeconfig", "namespace": namespace, "context": name, **fields}
 
 
 def _refuse_plain_http(server: str, cluster: Entry, user: Entry, fields: Mapping[str, Any]) -> None:
@@ -406,13 +406,13 @@ def _user_fields(user: Entry) -> dict[str, Any]:
     return fields
 
 
-def kubeconfig_config(
+def kubeconfig_fields(
     path: str | Path | None = None,
     *,
     context: str | None = None,
     environ: Mapping[str, str] | None = None,
-) -> Config:
-    """Build a ``Config`` from kubeconfig files; see ``Config.from_kubeconfig``.
+) -> dict[str, Any]:
+    """The fields of a ``Config`` from kubeconfig files; see ``Config.from_kubeconfig``.
 
     Raises:
         ConfigError: no file exists, or a file, context, cluster or user is malformed.
@@ -426,7 +426,7 @@ def kubeconfig_config(
         if not merged.files:
             msg = f"no kubeconfig file exists ({origin})"
             raise ConfigError(msg)
-    return config_from_merged(merged, context=context)
+    return fields_from_merged(merged, context=context)
 
 
-__all__ = ["Merged", "config_from_merged", "kubeconfig_config", "kubeconfig_paths", "load_merged"]
+__all__ = ["Merged", "fields_from_merged", "kubeconfig_fields", "kubeconfig_paths", "load_merged"]

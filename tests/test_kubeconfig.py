@@ -19,7 +19,7 @@ import yaml
 
 from asyncpod import Config, ConfigError, StaticToken, TokenFile
 from asyncpod._assemble import auth_for, endpoint_for
-from asyncpod._kubeconfig import kubeconfig_config, kubeconfig_paths
+from asyncpod._kubeconfig import kubeconfig_fields, kubeconfig_paths
 
 
 def b64(text: str | bytes) -> str:
@@ -56,7 +56,7 @@ def write(path: Path, doc: dict[str, Any] | str) -> Path:
 
 def load(environ: dict[str, str], context: str | None = None) -> Config:
     """Resolve the kubeconfig named by ``environ``."""
-    return kubeconfig_config(context=context, environ=environ)
+    return Config(**kubeconfig_fields(context=context, environ=environ))
 
 
 # loader_test.go: testConfigAlfa and testConfigConflictAlfa.
