@@ -7,8 +7,9 @@ Reconcile throughput: N ConfigMaps in the embedded sandbox, a ``Controller``
 with ``max_concurrent_reconciles=8`` whose reconcile patches each object once
 (so every object is reconciled twice: once to patch, once to see it done);
 objects per second from start to the last object done, and the CPU per
-object of the client's thread (the sandbox runs in another thread). Failover: a leader in another process is killed
-with SIGKILL; the time until a candidate in this process leads.
+object of the client's thread (the sandbox runs in another thread).
+Failover: a leader in another process is killed with SIGKILL; the time
+until a candidate in this process leads.
 """
 
 from __future__ import annotations
