@@ -45,9 +45,11 @@ from asyncpod._headers import Headers
 from asyncpod._informer import Change, Informer
 from asyncpod._leader import LeaderElection, LeadershipLostError
 from asyncpod._list import ListIterator
-from asyncpod._models import ByteStream, Request, Response
+from asyncpod._models import ByteStream, DuplexStream, Request, Response
 from asyncpod._paths import ALL
+from asyncpod._portforward import PortForwarder, PortForwardError, PortForwardStream
 from asyncpod._recorder import EventRecorder
+from asyncpod._remote import CommandError, CommandResult, RemoteProcess
 from asyncpod._retry import RetryPolicy
 from asyncpod._sharding import ShardSet
 from asyncpod._token import TokenFile
@@ -79,10 +81,13 @@ __all__ = [
     "CAWatcher",
     "Change",
     "Client",
+    "CommandError",
+    "CommandResult",
     "Config",
     "ConfigError",
     "ConflictError",
     "Controller",
+    "DuplexStream",
     "Endpoint",
     "Engine",
     "Event",
@@ -103,10 +108,14 @@ __all__ = [
     "ListIterator",
     "NoAuth",
     "NotFoundError",
+    "PortForwardError",
+    "PortForwardStream",
+    "PortForwarder",
     "ProtocolError",
     "ProxyEndpoint",
     "QueueShutDownError",
     "ReconcileEvent",
+    "RemoteProcess",
     "Request",
     "RequestEvent",
     "RequestTimeoutError",

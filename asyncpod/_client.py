@@ -7,7 +7,7 @@ answer. The streams get the session and a path resolver, never the client.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from typing import Any
 
@@ -24,6 +24,13 @@ from asyncpod._leader import (
 from asyncpod._list import ListIterator, PathResolver
 from asyncpod._logs import LogLines
 from asyncpod._paths import ALL, validate_segment
+from asyncpod._portforward import (
+    PortForwarder,
+    PortForwardStream,
+    open_port_forward,
+    serve_port_forward,
+)
+from asyncpod._remote import CommandResult, RemoteProcess, open_process, run_command
 from asyncpod._requests import Namespace, PatchType, PropagationPolicy, RequestSpec
 from asyncpod._session import Session
 from asyncpod._watch import DEFAULT_INACTIVITY_TIMEOUT, DEFAULT_MAX_OBJECT_SIZE, Watch
@@ -500,6 +507,156 @@ class Client(Session):
         lines = LogLines(self, spec.path, spec.params)
         self.track(lines)
         return lines
+
+    async def exec(
+        self,
+        name: str,
+        command: Sequence[str],
+        *,
+        namespace: Namespace = None,
+        container: str | None = None,
+        stdin: bytes | None = None,
+        timeout: float | None = None,
+        check: bool = False,
+    ) -> CommandResult:
+        """Run a command in a pod's container to its end: ``kubectl exec``.
+
+        The command is a list of arguments, never a shell line
+        (``["sh", "-c", "..."]`` for one). Output is collected whole, as bytes.
+
+        Args:
+            name: the pod.
+            command: the program and its arguments.
+            namespace: the pod's namespace; the config's by default.
+            container: which container; needed when the pod has several.
+            stdin: bytes written to the command's stdin, which is then closed
+                (needs ``v5.channel.k8s.io``); ``None`` gives it no stdin.
+            timeout: seconds the whole command may take (``None``: no limit).
+            check: raise ``CommandError`` on a non-zero exit code.
+
+        Returns:
+            ``CommandResult`` with ``stdout``, ``stderr``, ``exit_code``, ``protocol``.
+
+        Raises:
+            CommandError: ``check`` and a non-zero exit code (it carries the
+                output), or the command could not be started.
+            NotFoundError: no such pod. ForbiddenError: no right to
+                ``pods/exec``, or a ``kubectl proxy`` that rejects exec.
+            BadRequestError: the pod has no node yet, or no such container.
+            RequestTimeoutError: ``timeout`` passed first.
+            TransportError: the connection failed or broke.
+        """
+        spec = build.exec_request(
+            name,
+            command,
+            namespace=namespace,
+            default_namespace=self.config.namespace,
+            container=container,
+            stdin=stdin is not None,
+        )
+        return await run_command(
+            self, spec.path, spec.params, stdin=stdin, timeout=timeout, check=check
+        )
+
+    def stream_exec(
+        self,
+        name: str,
+        command: Sequence[str],
+        *,
+        namespace: Namespace = None,
+        container: str | None = None,
+        stdin: bool = False,
+        tty: bool = False,
+    ) -> AbstractAsyncContextManager[RemoteProcess]:
+        """Run a command with streaming I/O: ``async with k8s.stream_exec(...) as proc``.
+
+        ``proc.stdin`` (with ``stdin=True``), ``proc.stdout`` and ``proc.stderr``
+        are anyio byte streams; ``await proc.close_stdin()``,
+        ``await proc.resize(w, h)`` (with ``tty=True``), ``await proc.wait()``
+        for the exit code. Leaving the block closes the session.
+
+        Raises:
+            As ``exec()``, when the block is entered.
+        """
+        spec = build.exec_request(
+            name,
+            command,
+            namespace=namespace,
+            default_namespace=self.config.namespace,
+            container=container,
+            stdin=stdin,
+            tty=tty,
+        )
+        return open_process(self, spec.path, spec.params, stdin=stdin, stderr=not tty)
+
+    def attach(
+        self,
+        name: str,
+        *,
+        namespace: Namespace = None,
+        container: str | None = None,
+        stdin: bool = False,
+        tty: bool = False,
+    ) -> AbstractAsyncContextManager[RemoteProcess]:
+        """Attach to the main process of a container: ``kubectl attach``, as ``stream_exec``."""
+        spec = build.attach_request(
+            name,
+            namespace=namespace,
+            default_namespace=self.config.namespace,
+            container=container,
+            stdin=stdin,
+            tty=tty,
+        )
+        return open_process(self, spec.path, spec.params, stdin=stdin, stderr=not tty)
+
+    def port_forward(
+        self, name: str, port: int, *, namespace: Namespace = None
+    ) -> AbstractAsyncContextManager[PortForwardStream]:
+        """One TCP connection to a pod's port, as an anyio byte stream.
+
+        ``async with k8s.port_forward("db-0", 5432) as stream:``. ``receive()``
+        raises ``PortForwardError`` with the server's text when forwarding
+        failed (nothing listens on the port).
+
+        Raises:
+            NotFoundError, ForbiddenError, BadRequestError, TransportError:
+                as ``exec()``, when the block is entered.
+        """
+        spec = build.portforward_request(
+            name, port, namespace=namespace, default_namespace=self.config.namespace
+        )
+        return open_port_forward(self, spec.path, spec.params, f"port-forward to {name}:{port}")
+
+    def forward_port(
+        self,
+        name: str,
+        remote_port: int,
+        *,
+        local_port: int = 0,
+        namespace: Namespace = None,
+        host: str = "127.0.0.1",
+    ) -> AbstractAsyncContextManager[PortForwarder]:
+        """A local TCP listener forwarding each connection to a pod's port.
+
+        ``async with k8s.forward_port("web-0", 8080) as listener:`` then
+        connect to ``listener.host:listener.port``. Each accepted connection
+        gets its own WebSocket; an error on one is logged and kept in
+        ``listener.errors``, the others go on.
+
+        Raises:
+            AsyncpodError: the local port cannot be listened on.
+        """
+        spec = build.portforward_request(
+            name, remote_port, namespace=namespace, default_namespace=self.config.namespace
+        )
+        return serve_port_forward(
+            self,
+            spec.path,
+            spec.params,
+            f"port-forward to {name}:{remote_port}",
+            host=host,
+            local_port=local_port,
+        )
 
     def leader_election(
         self,

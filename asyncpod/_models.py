@@ -24,6 +24,21 @@ class ByteStream(Protocol):
     async def aclose(self) -> None: ...
 
 
+class DuplexStream(Protocol):
+    """A connection handed over after an HTTP upgrade (``101 Switching Protocols``).
+
+    ``receive()`` returns the next non-empty chunk, or ``b""`` once the server
+    closed its side; ``send()`` writes; ``aclose()`` closes the connection and
+    may be called more than once. Failures are ``TransportError``s.
+    """
+
+    async def receive(self) -> bytes: ...
+
+    async def send(self, data: bytes) -> None: ...
+
+    async def aclose(self) -> None: ...
+
+
 def _redacted_headers(headers: Mapping[str, str]) -> str:
     return repr(
         {
@@ -48,6 +63,10 @@ class Request:
         content: the body, or ``None``.
         stream: when true, the transport returns as soon as the head has
             arrived and leaves the body in ``Response.stream``.
+        upgrade: a protocol to switch to (``"websocket"``): the transport sends
+            ``Connection: Upgrade`` and ``Upgrade`` on a connection of its own,
+            and a ``101`` answer hands that connection over in
+            ``Response.connection``; any other answer is read whole.
     """
 
     method: str
@@ -55,6 +74,7 @@ class Request:
     headers: Mapping[str, str] = field(factory=dict, repr=_redacted_headers)
     content: bytes | None = field(default=None, repr=False)
     stream: bool = False
+    upgrade: str | None = None
 
 
 @define(kw_only=True)
@@ -67,6 +87,8 @@ class Response:
         content: the whole body, for a request sent with ``stream=False``.
         stream: the open body, for a request sent with ``stream=True``.
         reason: the reason phrase, when the server sent one.
+        connection: the upgraded connection of a ``101`` answer to a request
+            with ``upgrade``; its owner must ``aclose()`` it.
     """
 
     status: int
@@ -74,6 +96,7 @@ class Response:
     content: bytes = field(default=b"", repr=False)
     stream: ByteStream | None = field(default=None, repr=False)
     reason: str = ""
+    connection: DuplexStream | None = field(default=None, repr=False)
 
     @property
     def text(self) -> str:
@@ -133,7 +156,10 @@ class Response:
             yield pending.removesuffix(b"\r").decode("utf-8", errors="replace")
 
     async def aclose(self) -> None:
-        """Release the connection behind a streaming body; harmless otherwise."""
+        """Release the connection behind a streaming body or an upgrade; harmless otherwise."""
         stream, self.stream = self.stream, None
         if stream is not None:
             await stream.aclose()
+        connection, self.connection = self.connection, None
+        if connection is not None:
+            await connection.aclose()

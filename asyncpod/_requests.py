@@ -400,6 +400,93 @@ def logs_request(
     return RequestSpec("GET", path, params)
 
 
+def _pod_path(name: str, namespace: Namespace, default_namespace: str, sub: str) -> str:
+    ns = one_namespace(namespace, default_namespace)
+    return f"/api/v1/namespaces/{segment(ns, 'namespace')}/pods/{segment(name, 'name')}/{sub}"
+
+
+def exec_request(
+    name: str,
+    command: Sequence[str],
+    *,
+    namespace: Namespace,
+    default_namespace: str,
+    container: str | None = None,
+    stdin: bool = False,
+    stdout: bool = True,
+    stderr: bool = True,
+    tty: bool = False,
+) -> RequestSpec:
+    """GET a pod's exec subresource, to be upgraded to a WebSocket.
+
+    ``command`` repeats the ``command`` parameter, one argument each, as
+    kubectl sends it; it is never joined into a shell line.
+
+    Raises:
+        TypeError: ``command`` is a string instead of a list.
+        ValueError: ``command`` is empty.
+        InvalidNameError: a name could escape its path segment.
+    """
+    if isinstance(command, (str, bytes)):
+        msg = (
+            f"command must be a list of arguments, not a string ({command!r}); "
+            "write ['sh', '-c', '...'] for a shell line"
+        )
+        raise TypeError(msg)
+    args = [str(arg) for arg in command]
+    if not args:
+        msg = "command must name at least the program to run"
+        raise ValueError(msg)
+    params = _stream_params(container, stdin, stdout, stderr, tty)
+    params["command"] = args
+    return RequestSpec("GET", _pod_path(name, namespace, default_namespace, "exec"), params)
+
+
+def attach_request(
+    name: str,
+    *,
+    namespace: Namespace,
+    default_namespace: str,
+    container: str | None = None,
+    stdin: bool = False,
+    stdout: bool = True,
+    stderr: bool = True,
+    tty: bool = False,
+) -> RequestSpec:
+    """GET a pod's attach subresource, to be upgraded to a WebSocket."""
+    params = _stream_params(container, stdin, stdout, stderr, tty)
+    return RequestSpec("GET", _pod_path(name, namespace, default_namespace, "attach"), params)
+
+
+def _stream_params(
+    container: str | None, stdin: bool, stdout: bool, stderr: bool, tty: bool
+) -> dict[str, Any]:
+    # kubelet refuses a session with no stream at all, and a TTY merges stderr
+    # into stdout (there is no stderr channel then).
+    return {
+        "container": validate_segment(container, "container") if container else None,
+        "stdin": "true" if stdin else None,
+        "stdout": "true" if stdout else None,
+        "stderr": "true" if stderr and not tty else None,
+        "tty": "true" if tty else None,
+    }
+
+
+def portforward_request(
+    name: str, port: int, *, namespace: Namespace, default_namespace: str
+) -> RequestSpec:
+    """GET a pod's portforward subresource for one port, to be upgraded to a WebSocket.
+
+    Raises:
+        ValueError: ``port`` is not a TCP port number.
+    """
+    if isinstance(port, bool) or not isinstance(port, int) or not 1 <= port <= 65535:
+        msg = f"port must be a TCP port number from 1 to 65535, not {port!r}"
+        raise ValueError(msg)
+    path = _pod_path(name, namespace, default_namespace, "portforward")
+    return RequestSpec("GET", path, {"ports": port})
+
+
 def _encode(value: Any) -> bytes:
     if isinstance(value, bytes):
         return value
@@ -419,16 +506,19 @@ __all__ = [
     "RequestSpec",
     "apply_kind",
     "apply_request",
+    "attach_request",
     "check_same_namespace",
     "collection_path",
     "create_request",
     "delete_request",
     "evict_request",
+    "exec_request",
     "get_request",
     "list_params",
     "logs_request",
     "one_namespace",
     "patch_request",
+    "portforward_request",
     "read_namespace",
     "replace_request",
     "write_namespace",

@@ -31,6 +31,7 @@ from asyncpod._config import Config
 from asyncpod._errors import (
     APIError,
     AsyncpodError,
+    ProtocolError,
     RequestTimeoutError,
     ResponseTooLargeError,
     TransportError,
@@ -216,6 +217,7 @@ class Session:
         *,
         deadline: float | None = None,
         policy: RetryPolicy | None = None,
+        upgrade: str | None = None,
     ) -> Response:
         """Send with retries; ``deadline`` is the client's own, on ``time.monotonic()``.
 
@@ -235,7 +237,12 @@ class Session:
             if authorization is not None:
                 headers["Authorization"] = authorization
             request = Request(
-                method=method, target=target, headers=headers, content=content, stream=stream
+                method=method,
+                target=target,
+                headers=headers,
+                content=content,
+                stream=stream,
+                upgrade=upgrade,
             )
             if limiter is not None:
                 await limiter.acquire()
@@ -409,6 +416,43 @@ class Session:
         finally:
             with anyio.CancelScope(shield=True):
                 await response.aclose()
+
+    async def open_upgrade(
+        self, path: str, params: Params | None, headers: Mapping[str, str]
+    ) -> Response:
+        """GET ``path`` asking to switch to a WebSocket; a ``101`` answer is returned.
+
+        The request takes the pipeline of every request (rate limit, the
+        credential, a 401 re-reading it once) but is never retried otherwise:
+        the command it starts may already run. The client's ``timeout`` bounds
+        the wait for the ``101``. The caller must ``aclose()`` the answer's
+        ``connection``.
+
+        Raises:
+            APIError: the server refused the upgrade (its Status message).
+            ProtocolError: the server answered a success that is not a ``101``.
+            TransportError: the server could not be reached.
+            RequestTimeoutError: no answer within the client's timeout.
+        """
+        target, request_headers, _ = self._build(path, params, None, None, headers)
+        timeout = self.timeout
+        response: Response | None = None
+        with anyio.move_on_after(math.inf if timeout is None else timeout):
+            response = await self._send(
+                "GET", target, request_headers, None, False, policy=NO_RETRIES, upgrade="websocket"
+            )
+        if response is None:
+            raise _timed_out("GET", path, timeout or 0.0)
+        if response.status == 101 and response.connection is not None:
+            return response
+        await response.aclose()
+        if response.status >= 300:
+            raise _error_for("GET", path, response, response.content)
+        msg = (
+            f"GET {path}: the server answered {response.status} {response.reason} "
+            "instead of switching to a WebSocket (101)"
+        )
+        raise ProtocolError(msg)
 
     def track(self, stream: Any) -> None:
         """Remember an open stream (a watch, a log), so that ``aclose()`` closes it."""

@@ -24,6 +24,7 @@ from aiohttp import web
 from asyncpod.testing import _lists
 from asyncpod.testing._auth import AccessRules, Authenticator
 from asyncpod.testing._faults import Faults, RequestLog
+from asyncpod.testing._kubelet import STREAM_PROTOCOLS
 from asyncpod.testing._objects import Watcher
 from asyncpod.testing._patch import merge_patch
 from asyncpod.testing._pki import shared_pki
@@ -111,6 +112,10 @@ class Sandbox:
             return f"{head}{next(counter):012x}"
 
         self._audit_ids = audit_id
+        # The kubelet's side of exec and port-forward (asyncpod.testing._kubelet).
+        self.stream_protocols: tuple[str, ...] = STREAM_PROTOCOLS
+        self.proxy_rejects_exec = False
+        self._mapped_ports: dict[tuple[str, str, int], tuple[str, int]] = {}
         self._stopping = False
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
@@ -457,6 +462,24 @@ class Sandbox:
         """
         return self._call(lambda: self._store.compact(resource_version))
 
+    def map_port(
+        self,
+        pod: str,
+        port: int,
+        local_port: int,
+        *,
+        namespace: str = "default",
+        host: str = "127.0.0.1",
+    ) -> None:
+        """Make port-forward to ``pod``'s ``port`` reach ``host:local_port``.
+
+        The sandbox runs no containers; a test serves the pod's port itself
+        (an echo server, the app under test) and maps it here. A port that is
+        not mapped is refused on the error channel, as a pod port that
+        nothing listens on.
+        """
+        self._mapped_ports[(namespace, pod, port)] = (host, local_port)
+
     def reset(self) -> None:
         """Back to a fresh cluster: objects, custom types, faults, rules and the log are cleared.
 
@@ -465,6 +488,9 @@ class Sandbox:
         self.faults.clear()
         self.rules.clear()
         self.requests.clear()
+        self.stream_protocols = STREAM_PROTOCOLS
+        self.proxy_rejects_exec = False
+        self._mapped_ports.clear()
 
         def run() -> None:
             for watcher in list(self._open_watches):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
@@ -18,6 +19,7 @@ from asyncpod import _json
 from asyncpod.testing import _discovery, _jwt, _openapi, _reviews, _status, _verbs
 from asyncpod.testing._auth import ADMIN, ANONYMOUS, PUBLIC_PATHS, User
 from asyncpod.testing._faults import Drop, Fault, RequestRecord, abort, drop, injected_error
+from asyncpod.testing._kubelet import serve_stream
 from asyncpod.testing._objects import Stored
 from asyncpod.testing._podlogs import serve_log
 from asyncpod.testing._resources import ResourceType
@@ -30,6 +32,8 @@ from asyncpod.testing._watchserver import serve_watch
 if TYPE_CHECKING:
     from asyncpod.testing._sandbox import Sandbox
 
+# kubectl proxy's default --reject-paths.
+_REJECTED_BY_PROXY = re.compile(r"^/api/.*/pods/.*/exec|^/api/.*/pods/.*/attach")
 logger = logging.getLogger("asyncpod.testing")
 
 JSON = "application/json"
@@ -90,6 +94,18 @@ class Handler:
         user: User | None = None
         answer = 0
         try:
+            if (
+                not self.authenticated
+                and self.sb.proxy_rejects_exec
+                and _REJECTED_BY_PROXY.match(path)
+            ):
+                # kubectl proxy's default --reject-paths: it answers itself.
+                answer = 403
+                return web.Response(
+                    status=403,
+                    text="Forbidden\n",
+                    headers={"X-Content-Type-Options": "nosniff"},
+                )
             fault = self.sb.faults.take(
                 method, path, watch=query.get("watch") in TRUE or "/watch/" in path
             )
@@ -342,6 +358,8 @@ class Handler:
             if sub == "log":
                 text = self._headers(audit_id, user, "text/plain")
                 return await serve_log(self.sb, request, rt, route, query, text)
+            if sub in ("exec", "attach", "portforward"):
+                return await serve_stream(self.sb, request, rt, route, query)
             stored = store.get(rt, route.namespace, route.name)
             if sub == "scale":
                 return _answer(_json.dumps(scale_of(stored.obj, rt)), headers)

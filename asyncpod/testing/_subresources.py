@@ -106,7 +106,7 @@ def token_request(sb: Sandbox, rt: ResourceType, route: Route, body: Any) -> dic
     }
 
 
-def _log_container(containers: list[str], wanted: str, pod: str) -> str:
+def container_of(containers: list[str], wanted: str, pod: str) -> str:
     if not wanted:
         if len(containers) > 1:
             raise _status.bad_request(
@@ -133,7 +133,7 @@ def log_source(
     assert route.namespace is not None
     pod = store.get(rt, route.namespace, route.name)
     containers = [str(c.get("name")) for c in (pod.obj.get("spec") or {}).get("containers") or []]
-    container = _log_container(containers, query.get("container") or "", route.name)
+    container = container_of(containers, query.get("container") or "", route.name)
     key = (route.namespace, route.name, container)
     start = 0
     tail = query.get("tailLines")

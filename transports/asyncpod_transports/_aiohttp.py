@@ -176,6 +176,12 @@ class AiohttpTransport:
         self._protocols = _track_connections(connector)
         self._tls = endpoint.tls if isinstance(endpoint, HTTPSEndpoint) else None
         self._server_name = endpoint.server_name if isinstance(endpoint, HTTPSEndpoint) else None
+        self._connect_timeout = connect_timeout
+        # Upgrades (exec, attach, port-forward) go through the anyio engine's
+        # connection code, which runs on asyncio too: one WebSocket code path
+        # for both event loops, and a failed upgrade's Status body is read as
+        # any answer's (aiohttp's ws_connect raises without it).
+        self._upgrades: Any = None
         self._session = aiohttp.ClientSession(
             connector=connector,
             timeout=aiohttp.ClientTimeout(total=None, sock_connect=connect_timeout),
@@ -205,6 +211,8 @@ class AiohttpTransport:
         if self._session.closed:
             msg = f"{_describe(request)}: the transport is closed"
             raise TransportError(msg, sent=False)
+        if request.upgrade is not None:
+            return await self._upgrade(request)
         try:
             check_request(request)
         except ValueError as exc:
@@ -261,8 +269,19 @@ class AiohttpTransport:
             reason=response.reason or "",
         )
 
+    async def _upgrade(self, request: Request) -> Response:
+        if self._upgrades is None:
+            from asyncpod_transports._anyio import AnyioTransport
+
+            self._upgrades = AnyioTransport(self.endpoint, connect_timeout=self._connect_timeout)
+        response: Response = await self._upgrades.send(request)
+        return response
+
     async def aclose(self) -> None:
         """Close every connection: the pooled ones, and any still shutting down."""
+        upgrades, self._upgrades = self._upgrades, None
+        if upgrades is not None:
+            await upgrades.aclose()
         await self._session.close()
         for protocol in list(self._protocols):
             transport = getattr(protocol, "transport", None)

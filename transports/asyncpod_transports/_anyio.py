@@ -30,7 +30,7 @@ from asyncpod import (
     TransportError,
     UnixEndpoint,
 )
-from asyncpod_transports._http11 import IDEMPOTENT_METHODS, Exchange, request_head
+from asyncpod_transports._http11 import IDEMPOTENT_METHODS, Exchange, request_head, upgrade_head
 
 # asyncio's selector transports read at most 256 KiB at a time; asking for as
 # much keeps large bodies to few reads.
@@ -38,6 +38,8 @@ _RECEIVE_SIZE = 1 << 18
 # A body larger than this is written apart from the head instead of being
 # copied into one buffer with it.
 _COALESCE_LIMIT = 1 << 16
+# The error answer to an upgrade is a short Status; more is not read.
+_MAX_UPGRADE_ERROR = 1 << 20
 # A response head larger than this is hostile or broken; kube-apiserver's
 # heads are well under a kilobyte. Reading on would let a server pin memory.
 MAX_HEAD_SIZE = 256 << 10
@@ -192,6 +194,61 @@ class _Body:
             await self._transport._discard(conn)
 
 
+class _Upgraded:
+    """The connection of a ``101`` answer, handed over as a ``DuplexStream``.
+
+    It left the pool for good: it holds no pool slot (a port-forward may keep
+    hundreds open) and is closed, never reused, by ``aclose()`` or by the
+    transport's.
+    """
+
+    __slots__ = ("_conn", "_tail", "_transport", "_what")
+
+    def __init__(self, transport: AnyioTransport, conn: _Connection, what: str) -> None:
+        self._transport = transport
+        self._conn: _Connection | None = conn
+        self._tail = conn.exchange.upgrade_tail
+        self._what = what
+
+    async def receive(self) -> bytes:
+        tail = self._tail
+        if tail:
+            self._tail = b""
+            return tail
+        conn = self._conn
+        if conn is None:
+            return b""
+        try:
+            return await conn.stream.receive(_RECEIVE_SIZE)
+        except anyio.EndOfStream:
+            return b""
+        except (*_STREAM_ERRORS, ssl.SSLError) as exc:
+            raise _mapped(exc, self._what) from exc
+
+    async def send(self, data: bytes) -> None:
+        conn = self._conn
+        if conn is None:
+            msg = f"{self._what}: the connection is closed"
+            raise TransportError(msg)
+        try:
+            await conn.stream.send(data)
+        except (*_STREAM_ERRORS, ssl.SSLError) as exc:
+            raise _mapped(exc, self._what) from exc
+
+    async def aclose(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            await self._transport._discard(conn, release_slot=False)
+
+
+def _mapped(exc: BaseException, what: str) -> TransportError:
+    if isinstance(exc, anyio.ClosedResourceError):
+        return TransportError(f"{what}: the connection was closed")
+    cause = exc.__cause__ if isinstance(exc, anyio.BrokenResourceError) else exc
+    detail = f": {cause}" if cause is not None else ""
+    return TransportError(f"{what}: the connection broke{detail}")
+
+
 class AnyioTransport:
     """Carries requests to one endpoint over an HTTP/1.1 pool, on asyncio or trio.
 
@@ -249,6 +306,8 @@ class AnyioTransport:
         if self._closed:
             msg = f"{_describe(request)}: the transport is closed"
             raise TransportError(msg, sent=False)
+        if request.upgrade is not None:
+            return await self._upgrade(request)
         try:
             head = request_head(request, self._host, strip_credentials=self._strip_credentials)
         except ValueError as exc:
@@ -300,6 +359,65 @@ class AnyioTransport:
             raise
         await self._release(conn)
         return response
+
+    async def _upgrade(self, request: Request) -> Response:
+        """Send an upgrade request on a new connection of its own, outside the pool.
+
+        A ``101`` hands the connection over; any other answer is read whole
+        (at most 1 MiB, a Status) and its connection closed.
+        """
+        try:
+            head = upgrade_head(request, self._host, strip_credentials=self._strip_credentials)
+        except ValueError as exc:
+            msg = f"{_describe(request)}: {exc}"
+            raise TransportError(msg, sent=False) from exc
+        if request.content:
+            head += request.content
+        conn = await self._connect(request)
+        try:
+            exchange = conn.exchange
+            exchange.start(request.method)
+            stream = conn.stream
+            try:
+                await stream.send(head)
+                received = 0
+                while not exchange.head_complete:
+                    data = await stream.receive(_RECEIVE_SIZE)
+                    exchange.feed(data)
+                    received += len(data)
+                    if received > MAX_HEAD_SIZE and not exchange.head_complete:
+                        msg = (
+                            f"{_describe(request)}: the answer's head is more than "
+                            f"{MAX_HEAD_SIZE} bytes"
+                        )
+                        raise ProtocolError(msg)
+                if exchange.status == 101:
+                    return Response(
+                        status=101,
+                        headers=exchange.headers(),
+                        reason=exchange.reason.decode("latin-1"),
+                        connection=_Upgraded(self, conn, _describe(request)),
+                    )
+                while not exchange.complete and received <= _MAX_UPGRADE_ERROR:
+                    try:
+                        data = await stream.receive(_RECEIVE_SIZE)
+                    except anyio.EndOfStream:
+                        exchange.eof()
+                        break
+                    exchange.feed(data)
+                    received += len(data)
+            except (*_STREAM_ERRORS, ssl.SSLError) as exc:
+                _raise_mapped(exc, request, sent=True)
+            return Response(
+                status=exchange.status,
+                headers=exchange.headers(),
+                content=exchange.take_body()[:_MAX_UPGRADE_ERROR],
+                reason=exchange.reason.decode("latin-1"),
+            )
+        finally:
+            # Also on cancellation or an error: only a 101 hands the connection over.
+            if conn.exchange.status != 101:
+                await self._discard(conn, release_slot=False)
 
     async def _checkout(self, request: Request) -> _Connection:
         idle = self._idle

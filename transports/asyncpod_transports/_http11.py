@@ -36,6 +36,22 @@ def check_field(text: str, what: str) -> None:
 
 
 def request_head(request: Request, host: str, *, strip_credentials: bool) -> bytes:
+    """The request line and header block of ``request``, ready to write (see ``_head``)."""
+    return _head(request, host, strip_credentials=strip_credentials, upgrade=None)
+
+
+def upgrade_head(request: Request, host: str, *, strip_credentials: bool) -> bytes:
+    """The head of a request that asks to switch to ``request.upgrade`` (RFC 9110 7.8).
+
+    Raises:
+        ValueError: as ``request_head``, or the protocol name holds a control character.
+    """
+    upgrade = request.upgrade or "websocket"
+    check_field(upgrade, "the upgrade protocol")
+    return _head(request, host, strip_credentials=strip_credentials, upgrade=upgrade)
+
+
+def _head(request: Request, host: str, *, strip_credentials: bool, upgrade: str | None) -> bytes:
     """The request line and header block of ``request``, ready to write.
 
     Args:
@@ -52,9 +68,13 @@ def request_head(request: Request, host: str, *, strip_credentials: bool) -> byt
     target = request.target
     check_field(target, "the request target")
     lines = [f"{request.method} {target} HTTP/1.1\r\nHost: {host}\r\n"]
+    if upgrade is not None:
+        lines.append(f"Connection: Upgrade\r\nUpgrade: {upgrade}\r\n")
     headers: Mapping[str, str] = request.headers
     for name, value in headers.items():
         lower = name.lower()
+        if lower == "upgrade" and upgrade is not None:
+            continue
         if lower in _TRANSPORT_HEADERS or (strip_credentials and lower in _CREDENTIAL_HEADERS):
             continue
         check_name(name)
@@ -149,6 +169,7 @@ class Exchange:
         "raw_headers",
         "reason",
         "status",
+        "upgrade_tail",
     )
 
     def __init__(self) -> None:
@@ -161,6 +182,8 @@ class Exchange:
         self.head_complete = False
         self.complete = False
         self.keep_alive = False
+        # Bytes after a 101 head: the first bytes of the new protocol.
+        self.upgrade_tail = b""
 
     def start(self, method: str) -> None:
         """Prepare for the response to a request sent with ``method``."""
@@ -183,6 +206,12 @@ class Exchange:
         """
         try:
             self._parser.feed_data(data)
+        except httptools.HttpParserUpgrade as exc:
+            # llhttp stops at the end of a 101 head; what follows is no
+            # longer HTTP, and belongs to the protocol switched to.
+            self.upgrade_tail = data[int(exc.args[0]) :]
+            self.complete = True
+            self.keep_alive = False
         except httptools.HttpParserError as exc:
             if self.complete:
                 # Bytes after a complete response: the answer stands, the
@@ -231,7 +260,7 @@ class Exchange:
 
     def on_headers_complete(self) -> None:
         status = self._parser.get_status_code()
-        if 100 <= status < 200:
+        if 100 <= status < 200 and status != 101:
             # An interim answer (103 Early Hints): the final one follows.
             self.raw_headers = []
             self.reason = b""
