@@ -147,13 +147,16 @@ class RemoteProcess:
         self.protocol = socket.subprotocol
         self.stdin: anyio.abc.ByteSendStream | None = _InputStream(self) if stdin else None
         self._outputs: dict[int, MemoryObjectSendStream[bytes]] = {}
+        self._receivers: list[MemoryObjectReceiveStream[bytes]] = []
         out_send, out_receive = anyio.create_memory_object_stream[bytes](OUTPUT_BUFFER)
         self._outputs[STDOUT] = out_send
+        self._receivers.append(out_receive)
         self.stdout: anyio.abc.ByteReceiveStream = _OutputStream(out_receive)
         self.stderr: anyio.abc.ByteReceiveStream | None = None
         if stderr:
             err_send, err_receive = anyio.create_memory_object_stream[bytes](OUTPUT_BUFFER)
             self._outputs[STDERR] = err_send
+            self._receivers.append(err_receive)
             self.stderr = _OutputStream(err_receive)
         self._status = bytearray()
         self._done = anyio.Event()
@@ -191,6 +194,13 @@ class RemoteProcess:
         except (anyio.BrokenResourceError, anyio.ClosedResourceError):
             # The caller closed this output: what follows is dropped.
             self._outputs.pop(event.channel, None)
+
+    def _release(self) -> None:
+        """Close every stream end: the session is over."""
+        for channel in list(self._outputs):
+            self._end_output(channel)
+        for receiver in self._receivers:
+            receiver.close()
 
     def _end_output(self, channel: int) -> None:
         output = self._outputs.pop(channel, None)
@@ -291,8 +301,8 @@ async def open_process(
     """
     socket = await open_channels(session, path, params, EXEC_PROTOCOLS)
     failure: Exception | None = None
+    process = RemoteProcess(socket, stdin=stdin, stderr=stderr)
     try:
-        process = RemoteProcess(socket, stdin=stdin, stderr=stderr)
         async with anyio.create_task_group() as tasks:
             tasks.start_soon(process._read)
             tasks.start_soon(socket.keepalive)
@@ -305,6 +315,7 @@ async def open_process(
             finally:
                 tasks.cancel_scope.cancel()
     finally:
+        process._release()
         await socket.aclose()
     if failure is not None:
         raise failure
