@@ -141,6 +141,8 @@ class PortForwarder:
         del self.errors[:-100]
 
     async def _handle(self, client: anyio.abc.SocketStream) -> None:
+        # Every failure ends this connection only: nothing may escape to the
+        # listener, which serves the others.
         self.connections += 1
         async with client:
             try:
@@ -153,8 +155,6 @@ class PortForwarder:
                     tasks.start_soon(self._upstream, client, stream, tasks.cancel_scope)
                     await self._downstream(client, stream)
                     tasks.cancel_scope.cancel()
-            except PortForwardError as exc:
-                self._report(str(exc))
             except AsyncpodError as exc:
                 self._report(f"{self._what}: {exc}")
 
@@ -165,18 +165,20 @@ class PortForwarder:
         try:
             while True:
                 await stream.send(await client.receive(65536))
-        except _LOCAL_ERRORS:
-            # The local client stopped sending: v4 cannot carry a half-close,
-            # so the forwarded connection ends here.
+        except (*_LOCAL_ERRORS, AsyncpodError):
+            # The local client stopped sending (v4 cannot carry a half-close,
+            # so the forwarded connection ends here), or the WebSocket broke,
+            # which the other direction reports.
             scope.cancel()
 
-    @staticmethod
-    async def _downstream(client: anyio.abc.SocketStream, stream: PortForwardStream) -> None:
+    async def _downstream(self, client: anyio.abc.SocketStream, stream: PortForwardStream) -> None:
         try:
             while True:
                 await client.send(await stream.receive())
         except anyio.EndOfStream:
             pass
+        except AsyncpodError as exc:
+            self._report(str(exc) if isinstance(exc, PortForwardError) else f"{self._what}: {exc}")
         except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError):
             # The local client went away.
             pass

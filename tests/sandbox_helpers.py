@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import ssl
+from collections.abc import Callable
 from typing import Any
 
 import anyio
@@ -131,3 +132,12 @@ async def raw_get(
             events += rest[:size].count(b"\n")
             if max_events is not None and events >= max_events:
                 return RawResponse(status, headers, chunks, False, times)
+
+
+async def eventually(check: Callable[[], bool]) -> None:
+    """Wait until ``check()`` holds: the server side finishes after the client's side."""
+    with anyio.fail_after(10):
+        while True:
+            if check():
+                return
+            await anyio.sleep(0.02)

@@ -12,6 +12,7 @@ import pytest
 
 import asyncpod
 from asyncpod.testing import PodEnvironment, Sandbox
+from tests.sandbox_helpers import eventually
 
 pytestmark = pytest.mark.anyio
 
@@ -57,6 +58,10 @@ async def test_exit_codes_over_the_three_routes(
         assert ok.protocol == V5
         assert failed.exit_code == 1
         assert killed.exit_code == 137
+    # The server records a session when its handler ends, after the client's side.
+    await eventually(
+        lambda: len([r for r in sandbox.requests if r.path.endswith("/pods/web/exec")]) == 9
+    )
     execs = [r for r in sandbox.requests if r.path.endswith("/pods/web/exec")]
     assert {r.listener for r in execs} == {"https", "proxy", "unix"}
     assert all(r.status == 101 for r in execs)

@@ -341,11 +341,13 @@ async def _port_forward(
             if target is None:
                 raise ConnectionRefusedError("connection refused")
             reader, writer = await asyncio.open_connection(target[0], target[1])
-        except OSError as exc:
+        except OSError:
+            # kubelet's words (the pod's network namespace stands for "namespace").
             text = (
                 f"an error occurred forwarding {port} -> {port}: error forwarding port {port} "
                 f"to pod {metadata.get('uid', '')}, uid : failed to connect to localhost:{port} "
-                f"inside namespace {metadata['name']}: {exc.strerror or exc}"
+                f'inside namespace "{metadata.get("uid", "")}", IPv4: dial tcp4 '
+                f"127.0.0.1:{port}: connect: connection refused"
             )
             await ws.send_bytes(b"\x01" + text.encode())
             return ws
