@@ -194,3 +194,56 @@ def test_logs_request_query() -> None:
     }
     with pytest.raises(InvalidNameError):
         build.logs_request("web-0", namespace=None, default_namespace="d", container="a/b")
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "query"),
+    [
+        ({}, {"stdout": "true", "stderr": "true"}),
+        ({"stdin": True}, {"stdin": "true", "stdout": "true", "stderr": "true"}),
+        ({"tty": True}, {"stdout": "true", "tty": "true"}),
+        ({"container": "app"}, {"container": "app", "stdout": "true", "stderr": "true"}),
+    ],
+)
+def test_exec_request_table(kwargs: dict[str, Any], query: dict[str, str]) -> None:
+    """exec: the command repeats, one argument each; a TTY has no stderr stream."""
+    spec = build.exec_request(
+        "web-0", ["sh", "-c", "echo a b"], namespace=None, default_namespace="d", **kwargs
+    )
+    assert (spec.method, spec.path) == ("GET", "/api/v1/namespaces/d/pods/web-0/exec")
+    assert {k: v for k, v in spec.params.items() if v is not None and k != "command"} == query
+    assert spec.params["command"] == ["sh", "-c", "echo a b"]
+
+
+def test_exec_request_refuses_a_shell_line_and_an_empty_command() -> None:
+    """A string is not split into arguments, and an empty command is refused."""
+    with pytest.raises(TypeError, match="list of arguments"):
+        build.exec_request("w", "ls -l", namespace=None, default_namespace="d")
+    with pytest.raises(ValueError, match="at least the program"):
+        build.exec_request("w", [], namespace=None, default_namespace="d")
+    with pytest.raises(InvalidNameError):
+        build.exec_request("../x", ["ls"], namespace=None, default_namespace="d")
+
+
+def test_attach_request() -> None:
+    """attach: the same streams as exec, no command."""
+    spec = build.attach_request("w", namespace="ns", default_namespace="d", stdin=True)
+    assert spec.path == "/api/v1/namespaces/ns/pods/w/attach"
+    assert spec.params["stdin"] == "true"
+    assert "command" not in spec.params
+
+
+@pytest.mark.parametrize("port", [0, 65536, -1, True, "80"])
+def test_portforward_request_refuses_bad_ports(port: Any) -> None:
+    """A port outside 1..65535 (or not an int) is refused before anything is sent."""
+    with pytest.raises(ValueError, match="TCP port number"):
+        build.portforward_request("w", port, namespace=None, default_namespace="d")
+
+
+def test_portforward_request() -> None:
+    """port-forward: one port in the ports parameter."""
+    spec = build.portforward_request("db-0", 5432, namespace="ns", default_namespace="d")
+    assert (spec.path, dict(spec.params)) == (
+        "/api/v1/namespaces/ns/pods/db-0/portforward",
+        {"ports": 5432},
+    )

@@ -204,6 +204,10 @@ class Exchange:
         Raises:
             ProtocolError: the bytes are not a valid HTTP/1.1 response.
         """
+        if self.status == 101 and self.complete:
+            # Past the 101 head nothing is HTTP any more.
+            self.upgrade_tail += data
+            return
         try:
             self._parser.feed_data(data)
         except httptools.HttpParserUpgrade as exc:
