@@ -18,6 +18,8 @@ COMMANDS = {
     "apply": "server-side apply of a YAML or JSON file",
     "config": "which config link applies, and why the others did not",
     "bench": "concurrent GETs: requests per second and latency percentiles",
+    "exec": "run a command in a pod's container, as kubectl exec",
+    "port-forward": "forward local ports to a pod's ports, as kubectl port-forward",
 }
 
 
@@ -28,9 +30,9 @@ def build_parser() -> argparse.ArgumentParser:
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, help_text in COMMANDS.items():
         try:
-            module = importlib.import_module(f"asyncpod._commands.{name}")
+            module = importlib.import_module(f"asyncpod._commands.{name.replace('-', '_')}")
         except ModuleNotFoundError as exc:
-            if exc.name != f"asyncpod._commands.{name}":
+            if exc.name != f"asyncpod._commands.{name.replace('-', '_')}":
                 raise
             continue
         sub = subparsers.add_parser(name, help=help_text, description=help_text)
