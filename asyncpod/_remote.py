@@ -21,7 +21,7 @@ from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStre
 from attrs import field, frozen
 
 from asyncpod._channels import ChannelSocket, open_channels
-from asyncpod._errors import AsyncpodError, RequestTimeoutError
+from asyncpod._errors import AsyncpodError, RequestTimeoutError, TransportError
 from asyncpod._session import Session
 from asyncpod._target import Params
 from asyncpod._websocket import (
@@ -236,6 +236,11 @@ class RemoteProcess:
         await self._done.wait()
         if self._failure is not None:
             raise self._failure
+        if not self._status.strip():
+            # kubelet ends every session with a Status, Success included: a
+            # session without one was cut, and its command's fate is unknown.
+            msg = f"{self._socket.what}: the session ended without the command's exit status"
+            raise TransportError(msg)
         return parse_status(bytes(self._status))
 
     async def wait(self) -> int:

@@ -291,3 +291,26 @@ async def test_token_rotation_during_a_long_exec_session(sandbox: Sandbox, tmp_p
             assert await proc.wait() == 0
         result = await k8s.exec("web", ["echo", "new token"])
     assert result.stdout == b"new token\n"
+
+
+async def test_upgrade_with_a_rotated_out_token_rereads_it_once(
+    sandbox: Sandbox, tmp_path: Path
+) -> None:
+    """An upgrade refused with 401 re-reads the token file and is sent again, once."""
+    sandbox.create(_pod())
+    pod = sandbox.pod_environment(root=tmp_path / "serviceaccount")
+    config = asyncpod.Config.in_cluster(root=pod.root, environ=pod.environ)
+    path = "/api/v1/namespaces/default/pods/web/exec"
+    async with asyncpod.Client(config) as k8s:
+        await k8s.exec("web", ["true"])  # the token file was just checked
+        await anyio.to_thread.run_sync(pod.rotate_token, 0.0)
+        result = await k8s.exec("web", ["echo", "ok"])
+    assert result.stdout == b"ok\n"
+
+    def statuses() -> list[int]:
+        return [r.status for r in sandbox.requests.filter("GET", path)][1:]
+
+    await eventually(lambda: statuses()[-1:] == [101])
+    # Within the token file's one-second check the old token is sent and refused;
+    # later the new one is read before sending. Either way: no failure, one retry at most.
+    assert statuses() in ([101], [401, 101])
