@@ -7,6 +7,7 @@ import os
 import re
 import shutil
 import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -193,3 +194,46 @@ def test_impersonation(sandbox: Sandbox) -> None:
     )
     assert denied.returncode == 1
     assert "Error from server (Forbidden): secrets is forbidden" in denied.stderr
+
+
+def _exec_pod(sb: Sandbox) -> None:
+    sb.create(
+        {
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {"name": "shell", "namespace": "default"},
+            "spec": {"containers": [{"name": "c", "image": "registry.invalid/none:0"}]},
+        }
+    )
+
+
+def test_kubectl_exec_exit_code_and_stdin(sandbox: Sandbox) -> None:
+    """kubectl exec gets the command's output and exit code, and ends cat by closing stdin."""
+    assert KUBECTL is not None
+    _exec_pod(sandbox)
+    env = {**os.environ, "KUBECACHEDIR": str(sandbox.directory / "kubecache")}
+    base = [KUBECTL, "--kubeconfig", str(sandbox.kubeconfig), "exec"]
+    failed = subprocess.run(
+        [*base, "shell", "--", "sh", "-c", "echo hi; exit 3"],
+        capture_output=True,
+        timeout=30,
+        env=env,
+        check=False,
+    )
+    assert (failed.returncode, failed.stdout) == (3, b"hi\n")
+    assert b"command terminated with exit code 3" in failed.stderr
+    echoed = subprocess.run(
+        [*base, "-i", "shell", "--", "cat"],
+        input=b"through stdin",
+        capture_output=True,
+        timeout=30,
+        env=env,
+        check=False,
+    )
+    assert (echoed.returncode, echoed.stdout) == (0, b"through stdin")
+    path = "/api/v1/namespaces/default/pods/shell/exec"
+    deadline = time.monotonic() + 10
+    # The sandbox records a session when its handler ends, after kubectl's side.
+    while sandbox.requests.count("GET", path) < 2 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert [r.status for r in sandbox.requests.filter("GET", path)] == [101, 101]
