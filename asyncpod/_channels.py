@@ -47,24 +47,32 @@ class ChannelSocket:
     async def flush(self) -> None:
         """Write whatever the sans-IO state queued (messages, pongs, a close)."""
         async with self._lock:
-            data = self.channels.data_to_send()
-            if data and not self._closed:
-                await self.connection.send(data)
+            await self._write_pending()
+
+    async def _write_pending(self) -> None:
+        # Under the lock. Loops, so that what another task queued while this
+        # one was writing (a pong) goes out too.
+        while data := self.channels.data_to_send():
+            if self._closed:
+                return
+            await self.connection.send(data)
 
     async def send(self, channel: int, data: bytes) -> None:
         """Send ``data`` on ``channel`` (in messages of at most 32 KiB)."""
         async with self._lock:
             self.channels.send(channel, data)
-            data = self.channels.data_to_send()
-            if not self._closed:
-                await self.connection.send(data)
+            await self._write_pending()
 
     async def receive(self) -> list[ChannelEvent]:
         """Read from the connection until there are events (a close is one)."""
         while True:
             data = await self.connection.receive()
             events = self.channels.receive_data(data)
-            await self.flush()
+            if not self._lock.locked():
+                await self.flush()
+            # Else a writer holds the lock and sends the queued pong after its
+            # own data. Waiting for it here could deadlock: the writer may be
+            # blocked until the peer reads, and the peer until we read.
             if events:
                 return events
 

@@ -232,3 +232,29 @@ async def test_leaving_the_listener_with_connections_open_leaves_nothing(
             with pytest.raises(OSError):
                 await anyio.connect_tcp("127.0.0.1", listener.port)
         await eventually(lambda: server.open == 0)
+
+
+@pytest.mark.slow
+async def test_large_echo_on_one_connection_never_deadlocks(sandbox: Sandbox) -> None:
+    """64 MiB in 1 MiB writes over TLS while the echo comes back: no write waits on a read."""
+    sandbox.create(_pod())
+    payload = os.urandom(64 * MIB)
+    async with echo_server() as server:
+        sandbox.map_port("web", 80, server.port)
+        async with (
+            asyncpod.Client(asyncpod.Config.from_kubeconfig(sandbox.kubeconfig)) as k8s,
+            k8s.forward_port("web", 80) as listener,
+            await anyio.connect_tcp("127.0.0.1", listener.port) as client,
+        ):
+
+            async def send() -> None:
+                for start in range(0, len(payload), MIB):
+                    await client.send(payload[start : start + MIB])
+
+            received = bytearray()
+            with anyio.fail_after(60):
+                async with anyio.create_task_group() as tasks:
+                    tasks.start_soon(send)
+                    while len(received) < len(payload):
+                        received += await client.receive(MIB)
+    assert received == payload

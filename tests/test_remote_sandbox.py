@@ -314,3 +314,13 @@ async def test_upgrade_with_a_rotated_out_token_rereads_it_once(
     # Within the token file's one-second check the old token is sent and refused;
     # later the new one is read before sending. Either way: no failure, one retry at most.
     assert statuses() in ([101], [401, 101])
+
+
+async def test_large_stdin_through_cat_never_deadlocks(sandbox: Sandbox) -> None:
+    """8 MiB of stdin while cat's output streams back: both directions flow at once."""
+    sandbox.create(_pod())
+    data = os.urandom(8 * 1024 * 1024)
+    async with asyncpod.Client(_admin(sandbox)) as k8s:
+        with anyio.fail_after(60):
+            result = await k8s.exec("web", ["cat"], stdin=data)
+    assert result.stdout == data
