@@ -65,6 +65,7 @@ from asyncpod._transport import (
     UnixEndpoint,
 )
 from asyncpod._watch import Watch, WatchDecoder, WatchEvent
+from asyncpod._websocket import StreamProtocolError
 from asyncpod._workqueue import QueueShutDownError, WorkQueue
 
 __version__ = "0.1.0"
@@ -129,6 +130,7 @@ __all__ = [
     "ShardSet",
     "StaticTLS",
     "StaticToken",
+    "StreamProtocolError",
     "TLSContextSource",
     "TokenFile",
     "TokenReloadEvent",
