@@ -45,24 +45,26 @@ def _admin(sb: Sandbox) -> asyncpod.Config:
 
 
 async def test_exit_codes_over_the_three_routes(
-    sandbox: Sandbox, pod_environment: PodEnvironment
+    sandbox: Sandbox, pod_environment: PodEnvironment, anyio_backend: str
 ) -> None:
     """Exit codes 0, 1 and 137 (SIGKILL) arrive over HTTPS, the proxy port and the Unix socket."""
-    sandbox.create(_pod())
+    # A pod of its own: a session of an earlier test may still be logged late.
+    name = f"routes-{anyio_backend}"
+    sandbox.create(_pod(name))
     for config in _configs(sandbox, pod_environment):
         async with asyncpod.Client(config) as k8s:
-            ok = await k8s.exec("web", ["sh", "-c", "echo out; echo err >&2"])
-            failed = await k8s.exec("web", ["sh", "-c", "exit 1"])
-            killed = await k8s.exec("web", ["sh", "-c", "kill -9 $$"])
+            ok = await k8s.exec(name, ["sh", "-c", "echo out; echo err >&2"])
+            failed = await k8s.exec(name, ["sh", "-c", "exit 1"])
+            killed = await k8s.exec(name, ["sh", "-c", "kill -9 $$"])
         assert (ok.exit_code, ok.stdout, ok.stderr) == (0, b"out\n", b"err\n")
         assert ok.protocol == V5
         assert failed.exit_code == 1
         assert killed.exit_code == 137
     # The server records a session when its handler ends, after the client's side.
     await eventually(
-        lambda: len([r for r in sandbox.requests if r.path.endswith("/pods/web/exec")]) == 9
+        lambda: len([r for r in sandbox.requests if r.path.endswith(f"/pods/{name}/exec")]) == 9
     )
-    execs = [r for r in sandbox.requests if r.path.endswith("/pods/web/exec")]
+    execs = [r for r in sandbox.requests if r.path.endswith(f"/pods/{name}/exec")]
     assert {r.listener for r in execs} == {"https", "proxy", "unix"}
     assert all(r.status == 101 for r in execs)
 
@@ -294,17 +296,19 @@ async def test_token_rotation_during_a_long_exec_session(sandbox: Sandbox, tmp_p
 
 
 async def test_upgrade_with_a_rotated_out_token_rereads_it_once(
-    sandbox: Sandbox, tmp_path: Path
+    sandbox: Sandbox, tmp_path: Path, anyio_backend: str
 ) -> None:
     """An upgrade refused with 401 re-reads the token file and is sent again, once."""
-    sandbox.create(_pod())
+    # A pod of its own: a session of an earlier test may still be logged late.
+    name = f"rotated-{anyio_backend}"
+    sandbox.create(_pod(name))
     pod = sandbox.pod_environment(root=tmp_path / "serviceaccount")
     config = asyncpod.Config.in_cluster(root=pod.root, environ=pod.environ)
-    path = "/api/v1/namespaces/default/pods/web/exec"
+    path = f"/api/v1/namespaces/default/pods/{name}/exec"
     async with asyncpod.Client(config) as k8s:
-        await k8s.exec("web", ["true"])  # the token file was just checked
+        await k8s.exec(name, ["true"])  # the token file was just checked
         await anyio.to_thread.run_sync(pod.rotate_token, 0.0)
-        result = await k8s.exec("web", ["echo", "ok"])
+        result = await k8s.exec(name, ["echo", "ok"])
     assert result.stdout == b"ok\n"
 
     def statuses() -> list[int]:

@@ -195,9 +195,10 @@ class _Exec:
                     await asyncio.shield(process.wait())
             if self.pty is not None:
                 os.close(self.pty)
+            # Before the close frame, so that the session's end means its folder is gone.
+            shutil.rmtree(folder, ignore_errors=True)
             with contextlib.suppress(Exception):
                 await self.ws.close()
-            shutil.rmtree(folder, ignore_errors=True)
 
     async def _start(self, folder: str) -> None:
         pipe = asyncio.subprocess.PIPE
