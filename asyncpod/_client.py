@@ -133,6 +133,12 @@ class Client(ResourceMixin):
         self._auth: Auth | None = None
         self._native_timeout: Callable[[float], Any] | None = None
         self._base_headers = {"Accept": "application/json", "User-Agent": USER_AGENT}
+        self._closed = True
+
+    @property
+    def closed(self) -> bool:
+        """Whether the client is closed (or closing), or was never entered."""
+        return self._closed
 
     @property
     def config(self) -> Config:
@@ -148,6 +154,7 @@ class Client(ResourceMixin):
 
             self._config = load_config()
         self._auth = make_auth(self._config, on_event=self._on_event)
+        self._closed = False
         library = sniffio.current_async_library()
         self._native_timeout = _ASYNCIO_TIMEOUT if library == "asyncio" else None
         if self._transport is None:
@@ -171,6 +178,8 @@ class Client(ResourceMixin):
 
     async def aclose(self) -> None:
         """Close the connection pool (when the client created it)."""
+        # First: a watch iterating in another task sees why it was closed.
+        self._closed = True
         await self._close_open_streams()
         transport, self._transport = self._transport, None
         if transport is not None and self._owns_transport:

@@ -71,6 +71,7 @@ class Informer(AsyncResource):
         field_selector: str | None,
         chunk_size: int | None,
         inactivity_timeout: float,
+        max_failures: float,
     ) -> None:
         self._client = client
         self._resource = resource
@@ -79,6 +80,7 @@ class Informer(AsyncResource):
         self._field_selector = field_selector
         self._chunk_size = chunk_size
         self._inactivity_timeout = inactivity_timeout
+        self._max_failures = max_failures
         self.cache: dict[str, dict[str, Any]] = {}
         self.resource_version: str | None = None
         self.synced = False
@@ -111,6 +113,7 @@ class Informer(AsyncResource):
                     field_selector=self._field_selector,
                     resource_version=self.resource_version,
                     inactivity_timeout=self._inactivity_timeout,
+                    max_failures=self._max_failures,
                 )
             try:
                 event = await self._watch.__anext__()

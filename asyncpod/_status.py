@@ -52,3 +52,12 @@ def api_error(
         body,
         retry_after=parse_retry_after(headers.get("retry-after")),
     )
+
+
+def status_error(status: Mapping[str, Any]) -> APIError:
+    """The ``APIError`` a ``Status`` object stands for (an ERROR event of a watch)."""
+    code = status.get("code")
+    code = code if isinstance(code, int) else 500
+    reason = str(status.get("reason") or "Unknown")
+    message = str(status.get("message") or reason)
+    return error_class_for(code)(code, reason, message, dict(status))
