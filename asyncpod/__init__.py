@@ -38,9 +38,9 @@ from asyncpod._events import (
 from asyncpod._exec import ExecAuth
 from asyncpod._headers import Headers
 from asyncpod._informer import Change, Informer
+from asyncpod._list import ListIterator
 from asyncpod._models import ByteStream, Request, Response
 from asyncpod._paths import ALL
-from asyncpod._resources import ListIterator
 from asyncpod._retry import RetryPolicy
 from asyncpod._token import TokenFile
 from asyncpod._transport import (

@@ -15,7 +15,8 @@ import contextlib
 import math
 import time
 from collections import deque
-from typing import TYPE_CHECKING, Any, Final
+from collections.abc import Awaitable, Callable
+from typing import Any, Final
 
 import anyio
 from anyio.abc import AsyncResource
@@ -30,6 +31,8 @@ from asyncpod._errors import (
 )
 from asyncpod._events import WatchReconnectEvent, emit
 from asyncpod._models import Response
+from asyncpod._session import Session
+from asyncpod._target import Params
 from asyncpod._watch_state import (
     INITIAL_EVENTS_END,
     Reconnect,
@@ -37,11 +40,6 @@ from asyncpod._watch_state import (
     WatchState,
     watch_policy,
 )
-
-if TYPE_CHECKING:
-    from asyncpod._client import Client
-    from asyncpod._discovery import Resource
-    from asyncpod._target import Params
 
 # Kubernetes limits a request body to 3 MiB and etcd values to 1.5 MiB by
 # default; 16 MiB leaves room for large CRDs while bounding memory.
@@ -247,10 +245,9 @@ class Watch(AsyncResource):
 
     def __init__(
         self,
-        client: Client,
-        resource: str | Resource,
+        session: Session,
+        resolve_path: Callable[[], Awaitable[str]],
         *,
-        namespace: Any,
         label_selector: str | None,
         field_selector: str | None,
         resource_version: str | None,
@@ -260,9 +257,8 @@ class Watch(AsyncResource):
         max_object_size: int,
         max_failures: float | None = None,
     ) -> None:
-        self._client = client
-        self._resource_spec = resource
-        self._namespace = namespace
+        self._session = session
+        self._resolve_path = resolve_path
         self._label_selector = label_selector
         self._field_selector = field_selector
         self.timeout_seconds = timeout_seconds
@@ -270,10 +266,10 @@ class Watch(AsyncResource):
         self.inactivity_timeout = inactivity_timeout
         self.max_object_size = max_object_size
         if max_failures is None:
-            max_failures = client._watch_retry_limit()
+            max_failures = session.watch_retry_limit
         self._state = WatchState(
             resource_version,
-            policy=watch_policy(client.retry_policy),
+            policy=watch_policy(session.retry_policy),
             max_failures=max_failures,
             timeout_seconds=timeout_seconds,
             bookmarks=bookmarks,
@@ -306,7 +302,7 @@ class Watch(AsyncResource):
 
     async def aclose(self) -> None:
         """Stop watching and release the connection; an iteration in progress ends."""
-        self._client._forget(self)
+        self._session.forget(self)
         self._state.close()
         self._pending.clear()
         scope, self._scope = self._scope, None
@@ -390,7 +386,7 @@ class Watch(AsyncResource):
 
     def _stop(self) -> None:
         """End the iteration of a closed watch; raise when the client was closed under it."""
-        if self._client.closed:
+        if self._session.closed:
             raise AsyncpodError(CLOSED_CLIENT)
         raise StopAsyncIteration
 
@@ -406,7 +402,7 @@ class Watch(AsyncResource):
         chunk: bytes | None = None
         dropped: TransportError | None = None
         try:
-            native = self._client._native_timeout
+            native = self._session.native_timeout
             if native is not None:
                 # Performance: asyncio.timeout is cheaper than an anyio
                 # cancel scope, and this runs once per chunk.
@@ -458,9 +454,9 @@ class Watch(AsyncResource):
         return await response.stream.receive()
 
     async def _connect(self) -> None:
-        client, state = self._client, self._state
+        session, state = self._session, self._state
         if self._path is None:
-            self._path = await client._collection_path(self._resource_spec, self._namespace)
+            self._path = await self._resolve_path()
             state.path = self._path
         now = time.monotonic()
         params: Params = {
@@ -468,7 +464,7 @@ class Watch(AsyncResource):
             "labelSelector": self._label_selector,
             "fieldSelector": self._field_selector,
         }
-        limit = client.timeout
+        limit = session.timeout
         remaining = state.remaining(now)
         if remaining is not None:
             if remaining <= 0:
@@ -481,7 +477,7 @@ class Watch(AsyncResource):
                 self._scope = scope
                 # One attempt: the reconnects of this loop are the watch's
                 # only retries; the client's own would multiply with them.
-                response = await client._open_stream(self._path, params, retry=False)
+                response = await session.open_stream(self._path, params, retry=False)
         except (TransportError, APIError) as exc:
             failure = exc
         finally:
@@ -518,7 +514,7 @@ class Watch(AsyncResource):
             if state.closed:
                 self._stop()
             raise StopAsyncIteration  # the caller's timeout_seconds is over
-        hook = self._client._on_event
+        hook = self._session.on_event
         if hook is not None:
             emit(
                 hook,
