@@ -137,7 +137,10 @@ class WatchState:
         failures: failures in a row.
         reconnects: how many times the watch decided to connect again.
         closed: the watch was closed; the iteration ends.
-        backlog: events to hand out before anything the server sends next.
+        backlog: events to hand out before anything the server sends next
+            (take them with ``held()``).
+        steady: the initial events are over, nothing is held back and the
+            watch is open: ``accept`` of an event only moves the resume point.
         path: the watched path, for error messages.
     """
 
@@ -158,6 +161,7 @@ class WatchState:
         "reconnects",
         "resource_version",
         "start_version",
+        "steady",
         "timeout_seconds",
     )
 
@@ -184,6 +188,7 @@ class WatchState:
         # one of them could skip objects, so until they are over a reconnect
         # starts from scratch.
         self.initial = resource_version in (None, "", "0")
+        self.steady = not self.initial
         self.deadline: float | None = None
         self.failures = 0
         self.reconnects = 0
@@ -232,6 +237,7 @@ class WatchState:
     def close(self) -> None:
         """The watch was closed: the iteration ends."""
         self.closed = True
+        self.steady = False
         self.backlog.clear()
         self._view = {}
         self._round = set()
@@ -290,10 +296,21 @@ class WatchState:
         accepted = self.accept(event)
         if accepted is not None:
             out.append(accepted)
-        if not out:
+        if len(out) > 1:
+            self.backlog.extend(out[1:])
+        else:
+            self.steady = not self.closed
+        return out[0] if out else None
+
+    def held(self) -> WatchEvent | None:
+        """The next event held back in ``backlog``, or ``None``."""
+        backlog = self.backlog
+        if not backlog:
             return None
-        self.backlog.extend(out[1:])
-        return out[0]
+        event = backlog.popleft()
+        if not backlog and not self.initial and not self.closed:
+            self.steady = True
+        return event
 
     # -- the end of a stream -----------------------------------------------------
 
