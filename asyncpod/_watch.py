@@ -466,6 +466,8 @@ class Watch(AsyncResource):
         if self._path is None:
             self._path = await self._resolve_path()
             state.path = self._path
+            if state.closed:
+                return  # closed while discovery answered
         now = time.monotonic()
         params: Params = {
             **state.connect_params(now),

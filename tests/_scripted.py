@@ -86,7 +86,8 @@ class ScriptedServer:
 
     async def _handle(self, stream: SocketStream) -> None:
         # A client may hang up at any point (that is what the tests provoke).
-        with contextlib.suppress(anyio.BrokenResourceError, anyio.ClosedResourceError, OSError):
+        hung_up = (anyio.BrokenResourceError, anyio.ClosedResourceError, anyio.EndOfStream)
+        with contextlib.suppress(*hung_up, OSError):
             await self._answer(stream)
 
     async def _answer(self, stream: SocketStream) -> None:
