@@ -392,7 +392,7 @@ def _conn(cut: int, end: str, happen_before: int = 0) -> dict[str, Any]:
     }
 
 
-@settings(max_examples=1000, deadline=None)
+@settings(max_examples=500, deadline=None)
 # A deletion while a watch from scratch is away, its initial events half delivered.
 @example(
     2, [("put", "a"), ("put", "b"), ("delete", "a")], [_conn(1, "drop"), _conn(0, "end", 1)], True
