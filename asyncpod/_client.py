@@ -9,12 +9,19 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
+from contextlib import AbstractAsyncContextManager
 from typing import Any
 
 from asyncpod import _requests as build
 from asyncpod._discovery import Discovery, Resource
 from asyncpod._errors import InvalidNameError
 from asyncpod._informer import Informer
+from asyncpod._leader import (
+    DEFAULT_LEASE_DURATION,
+    DEFAULT_RENEW_DEADLINE,
+    DEFAULT_RETRY_PERIOD,
+    LeaderElection,
+)
 from asyncpod._list import ListIterator, PathResolver
 from asyncpod._logs import LogLines
 from asyncpod._paths import ALL, validate_segment
@@ -506,6 +513,52 @@ class Client(Session):
         lines = LogLines(self, spec.path, spec.params)
         self.track(lines)
         return lines
+
+    def leader_election(
+        self,
+        name: str,
+        *,
+        namespace: str | None = None,
+        identity: str | None = None,
+        lease_duration: float = DEFAULT_LEASE_DURATION,
+        renew_deadline: float = DEFAULT_RENEW_DEADLINE,
+        retry_period: float = DEFAULT_RETRY_PERIOD,
+        release_on_cancel: bool = True,
+    ) -> AbstractAsyncContextManager[LeaderElection]:
+        """Lead on the Lease ``name``: ``async with k8s.leader_election("my-operator"):``.
+
+        Entering waits until this process leads; the block runs only while it
+        does. When a renewal fails for ``renew_deadline`` the block is
+        cancelled and ``LeadershipLostError`` is raised. Leaving the block
+        releases the Lease (with ``release_on_cancel``). See
+        :class:`asyncpod.LeaderElection` for the semantics (client-go's).
+
+        Args:
+            name: the Lease's name, shared by all candidates.
+            namespace: the Lease's namespace; the config's by default.
+            identity: this candidate's name, unique per process (hostname and
+                a random suffix by default).
+            lease_duration: seconds the others wait after the last renewal they saw.
+            renew_deadline: seconds the leader keeps trying to renew before it
+                stops; below ``lease_duration``.
+            retry_period: seconds between attempts.
+            release_on_cancel: give the Lease up when the block ends.
+
+        Raises:
+            LeadershipLostError: from the block's end, when leadership was lost.
+            ValueError: the durations do not satisfy client-go's checks.
+        """
+        election = LeaderElection(
+            self,
+            name,
+            namespace=namespace or self.config.namespace,
+            identity=identity,
+            lease_duration=lease_duration,
+            renew_deadline=renew_deadline,
+            retry_period=retry_period,
+            release_on_cancel=release_on_cancel,
+        )
+        return election.hold()
 
 
 __all__ = ["DEFAULT_CHUNK_SIZE", "Client"]

@@ -86,8 +86,9 @@ class ScriptedServer:
 
     async def _handle(self, stream: SocketStream) -> None:
         # A client may hang up at any point (that is what the tests provoke).
-        hung_up = (anyio.BrokenResourceError, anyio.ClosedResourceError, anyio.EndOfStream)
-        with contextlib.suppress(*hung_up, OSError):
+        with contextlib.suppress(
+            anyio.BrokenResourceError, anyio.ClosedResourceError, anyio.EndOfStream, OSError
+        ):
             await self._answer(stream)
 
     async def _answer(self, stream: SocketStream) -> None:
