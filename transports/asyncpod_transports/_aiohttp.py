@@ -183,6 +183,16 @@ class AiohttpTransport:
             trust_env=False,
             skip_auto_headers=("User-Agent",),
         )
+        # aiohttp re-sends GET, HEAD, OPTIONS, TRACE, PUT and DELETE once when
+        # the connection drops after the request was written (RFC 9112 section
+        # 9.3.1 allows it for idempotent methods). A PUT or DELETE that was
+        # applied must not be replayed, and reads are retried by the client's
+        # RetryPolicy, the one retry loop. aiohttp has no public switch: its
+        # own test client clears this attribute (aiohttp/test_utils.py), and
+        # tests/test_write_replay.py fails if that stops working. Versions
+        # without the attribute do not re-send.
+        if hasattr(self._session, "_retry_connection"):
+            self._session._retry_connection = False
 
     def __repr__(self) -> str:
         return f"AiohttpTransport({self.endpoint!r})"

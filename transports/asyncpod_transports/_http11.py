@@ -14,9 +14,6 @@ import httptools
 
 from asyncpod import Headers, ProtocolError, Request
 
-# Methods that RFC 9110 section 9.2.2 calls idempotent: replaying one of them on
-# a fresh connection cannot change the result.
-IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"})
 _METHODS_WITH_BODY = frozenset({"POST", "PUT", "PATCH"})
 _FORBIDDEN = ("\r", "\n", "\0")
 _CREDENTIAL_HEADERS = frozenset({"authorization", "proxy-authorization"})
