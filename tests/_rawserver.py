@@ -19,7 +19,7 @@ from typing import Literal
 
 from attrs import define, field
 
-After = Literal["keep", "close", "reset"]
+After = Literal["keep", "close", "reset", "hold"]
 
 
 @define
@@ -37,7 +37,12 @@ class Seen:
 
 @define
 class Reply:
-    """What the server does with one request: write ``chunks``, then ``after``."""
+    """What the server does with one request: write ``chunks``, then ``after``.
+
+    ``after`` is ``"keep"`` (read the next request), ``"close"``, ``"reset"``,
+    or ``"hold"``: send nothing more until the server stops (a stream that
+    never ends).
+    """
 
     chunks: Iterable[bytes] = ()
     after: After = "keep"
@@ -85,6 +90,7 @@ class RawServer:
     _threads: list[threading.Thread] = field(factory=list)
     _lock: threading.Lock = field(factory=threading.Lock)
     _stopping: bool = False
+    _stopped: threading.Event = field(factory=threading.Event)
 
     def start(self) -> None:
         """Listen on a free port and accept in a background thread."""
@@ -96,6 +102,7 @@ class RawServer:
     def stop(self) -> None:
         """Close the listener and every connection, and wait for the threads."""
         self._stopping = True
+        self._stopped.set()
         # The accept thread ends first, so that no connection arrives later.
         self._threads[0].join(10)
         with self._lock:
@@ -155,6 +162,8 @@ class RawServer:
                 for chunk in reply.chunks:
                     conn.sendall(chunk)
                 after = reply.after
+                if after == "hold":
+                    self._stopped.wait()
                 if after != "keep":
                     return
         except OSError:

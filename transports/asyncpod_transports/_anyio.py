@@ -30,7 +30,7 @@ from asyncpod import (
     TransportError,
     UnixEndpoint,
 )
-from asyncpod_transports._http11 import Exchange, request_head
+from asyncpod_transports._http11 import INFLATE_PIECE, Exchange, request_head
 
 # asyncio's selector transports read at most 256 KiB at a time; asking for as
 # much keeps large bodies to few reads.
@@ -143,8 +143,12 @@ class _Body:
             return b""
         exchange = conn.exchange
         while True:
-            data = exchange.take_body()
-            if exchange.complete:
+            try:
+                data = exchange.take_body()
+            except ProtocolError:
+                await self._abandon()
+                raise
+            if exchange.drained:
                 # Hand the connection back as soon as the body has ended.
                 self._conn = None
                 await self._transport._release(conn)
@@ -264,7 +268,7 @@ class AnyioTransport:
         conn: _Connection | None = None
         try:
             conn = await self._checkout(request)
-            await self._roundtrip(conn, request, head, body)
+            content = await self._roundtrip(conn, request, head, body)
             exchange = conn.exchange
             if request.stream:
                 return Response(
@@ -276,7 +280,7 @@ class AnyioTransport:
             response = Response(
                 status=exchange.status,
                 headers=exchange.headers(),
-                content=exchange.take_body(),
+                content=content,
                 reason=exchange.reason.decode("latin-1"),
             )
         except BaseException:
@@ -368,8 +372,8 @@ class AnyioTransport:
 
     async def _roundtrip(
         self, conn: _Connection, request: Request, head: bytes, body: bytes | None
-    ) -> None:
-        """Write the request and read the head (and, unless streaming, the body)."""
+    ) -> bytes:
+        """Write the request, read the head and, unless streaming, return the body."""
         stream = conn.stream
         exchange = conn.exchange
         exchange.start(request.method)
@@ -388,23 +392,28 @@ class AnyioTransport:
                         f"{MAX_HEAD_SIZE} bytes"
                     )
                     raise ProtocolError(msg)
-            if not request.stream:
-                limit = self._max_size
+            exchange.start_body()
+            if request.stream:
+                return b""
+            limit = self._max_size
+            if limit is not None:
+                _check_length(exchange, limit, request)
+            if exchange.inflater is not None:
+                return await _read_inflated(stream, exchange, limit, request)
+            while not exchange.complete:
+                try:
+                    data = await stream.receive(_RECEIVE_SIZE)
+                except anyio.EndOfStream as exc:
+                    if exchange.eof():
+                        break
+                    msg = f"{_describe(request)}: the server closed the connection mid-body"
+                    raise ProtocolError(msg) from exc
+                exchange.feed(data)
                 if limit is not None:
-                    _check_length(exchange, limit, request)
-                while not exchange.complete:
-                    try:
-                        data = await stream.receive(_RECEIVE_SIZE)
-                    except anyio.EndOfStream as exc:
-                        if exchange.eof():
-                            break
-                        msg = f"{_describe(request)}: the server closed the connection mid-body"
-                        raise ProtocolError(msg) from exc
-                    exchange.feed(data)
-                    if limit is not None:
-                        received += len(data)
-                        if received > limit:
-                            _check_size(exchange, limit, request)
+                    received += len(data)
+                    if received > limit:
+                        _check_size(exchange, limit, request)
+            return exchange.take_body()
         except (*_STREAM_ERRORS, ssl.SSLError) as exc:
             # Never replayed here, not even on a reused keep-alive connection
             # that gave no byte back: the whole request may have been read and
@@ -464,3 +473,35 @@ def _check_size(exchange: Exchange, limit: int, request: Request) -> None:
     if sum(map(len, exchange.body)) > limit:
         msg = f"{_describe(request)}: the answer is more than the limit of {limit} bytes"
         raise ResponseTooLargeError(msg)
+
+
+async def _read_inflated(
+    stream: anyio.abc.ByteStream, exchange: Exchange, limit: int | None, request: Request
+) -> bytes:
+    """The decoded body of a compressed answer, unless it decodes to more than ``limit`` bytes.
+
+    The size is checked after each bounded piece: a gzip bomb fails after
+    ``limit`` bytes of work, not after inflating all of it.
+    """
+    pieces: list[bytes] = []
+    size = 0
+    while True:
+        piece = exchange.take_body(INFLATE_PIECE)
+        if piece:
+            size += len(piece)
+            if limit is not None and size > limit:
+                what = _describe(request)
+                msg = f"{what}: the decoded answer is more than the limit of {limit} bytes"
+                raise ResponseTooLargeError(msg)
+            pieces.append(piece)
+            continue
+        if exchange.drained:
+            return b"".join(pieces)
+        try:
+            data = await stream.receive(_RECEIVE_SIZE)
+        except anyio.EndOfStream as exc:
+            if exchange.eof():
+                continue
+            msg = f"{_describe(request)}: the server closed the connection mid-body"
+            raise ProtocolError(msg) from exc
+        exchange.feed(data)
