@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import socket
+import ssl
 import struct
 import threading
 from collections.abc import Callable, Iterable, Iterator
@@ -82,6 +83,7 @@ class RawServer:
     """
 
     rule: Rule
+    tls: ssl.SSLContext | None = None
     url: str = ""
     seen: list[Seen] = field(factory=list)
     connections: int = 0
@@ -96,7 +98,8 @@ class RawServer:
         """Listen on a free port and accept in a background thread."""
         listener = socket.create_server(("127.0.0.1", 0))
         self._listener = listener
-        self.url = f"http://127.0.0.1:{listener.getsockname()[1]}"
+        scheme = "http" if self.tls is None else "https"
+        self.url = f"{scheme}://127.0.0.1:{listener.getsockname()[1]}"
         self._spawn(self._accept, listener)
 
     def stop(self) -> None:
@@ -147,6 +150,14 @@ class RawServer:
     def _serve(self, conn: socket.socket, number: int) -> None:
         after: After = "close"
         try:
+            if self.tls is not None:
+                # The handshake runs here, in the connection's thread; a client
+                # that refuses the certificate ends it with an SSLError.
+                wrapped = self.tls.wrap_socket(conn, server_side=True)
+                with self._lock:
+                    self._sockets.discard(conn)
+                    self._sockets.add(wrapped)
+                conn = wrapped
             buffer = b""
             index = 0
             while True:
@@ -204,9 +215,9 @@ def _read_request(
 
 
 @contextlib.contextmanager
-def raw_server(rule: Rule) -> Iterator[RawServer]:
-    """Run a ``RawServer`` for the duration of the block."""
-    server = RawServer(rule)
+def raw_server(rule: Rule, tls: ssl.SSLContext | None = None) -> Iterator[RawServer]:
+    """Run a ``RawServer`` (over TLS when ``tls`` is given) for the duration of the block."""
+    server = RawServer(rule, tls)
     server.start()
     try:
         yield server
