@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import json
+import os
 import time
 import zlib
 from collections.abc import Iterator
@@ -236,6 +237,7 @@ async def test_conflicting_content_length_is_a_protocol_error(engine: str, head:
 # garbage and drops
 
 
+TRUNCATED_GZIP = zlib.compress(os.urandom(4000), wbits=31)[:2000]
 HOSTILE = {
     "garbage": Reply([b"SSH-2.0-OpenSSH_9.6\r\n\r\n"], "close"),
     "garbage-then-reset": Reply([b"\x16\x03\x01\x00\xa5\x01\x00\x00\xa1\x03\x03"], "reset"),
@@ -245,6 +247,8 @@ HOSTILE = {
     "bad-status": Reply([b"HTTP/1.1 2000 OK\r\nContent-Length: 0\r\n\r\n"], "close"),
     "nul-header": Reply([b"HTTP/1.1 200 OK\r\nX-A: \x00\r\nContent-Length: 0\r\n\r\n"], "close"),
     "unknown-coding": Reply([answer(b"{}", Content_Encoding="br")], "close"),
+    "corrupt-gzip": Reply([answer(b"not gzip data", Content_Encoding="gzip")], "close"),
+    "truncated-gzip": Reply([answer(TRUNCATED_GZIP, Content_Encoding="gzip")], "close"),
     "dropped": Reply((), "reset"),
     "closed": Reply((), "close"),
 }
@@ -256,6 +260,10 @@ async def test_every_hostile_answer_is_an_asyncpod_error(
     engine: str, name: str, stream: bool
 ) -> None:
     """Garbage, cut answers, a drop after the request was read: an AsyncpodError, never another."""
+    if engine == "aiohttp" and name == "truncated-gzip":
+        # aiohttp checks the end of a deflate body, not of a gzip one: the
+        # part decoded so far is returned (a known gap, in docs/reliability.md).
+        pytest.skip("aiohttp does not check that a gzip body ends")
     reply = HOSTILE[name]
     with raw_server(lambda seen: Reply(list(reply.chunks), reply.after)) as server:
         async with client(server.url, engine, retries=0) as k8s:
