@@ -101,6 +101,23 @@ def check_request(request: Request) -> None:
         check_field(value, f"header {name!r}")
 
 
+def inflater_for(codings: list[bytes]) -> Inflater | None:
+    """The decoder of a body with these ``Content-Encoding`` codings (lower case), if any.
+
+    Raises:
+        ProtocolError: a coding other than gzip, deflate and identity, or more
+            than one coding.
+    """
+    applied = [c for c in codings if c and c != b"identity"]
+    if not applied:
+        return None
+    if len(applied) > 1 or applied[0] not in _CODINGS:
+        shown = b", ".join(codings).decode("latin-1")[:100]
+        msg = f"the answer's body has Content-Encoding {shown!r}, which cannot be decoded"
+        raise ProtocolError(msg)
+    return Inflater()
+
+
 class Inflater:
     """Decodes a gzip or deflate body, never more than asked for at a time.
 
@@ -307,14 +324,8 @@ class Exchange:
         Raises:
             ProtocolError: the body is encoded in a way this engine cannot decode.
         """
-        codings = [c for c in self._coding if c and c != b"identity"]
-        if not codings:
-            return
-        if len(codings) > 1 or codings[0] not in _CODINGS:
-            shown = b", ".join(self._coding).decode("latin-1")[:100]
-            msg = f"the answer's body has Content-Encoding {shown!r}, which cannot be decoded"
-            raise ProtocolError(msg)
-        self.inflater = Inflater()
+        if self._coding:
+            self.inflater = inflater_for(self._coding)
 
     @property
     def drained(self) -> bool:
