@@ -234,3 +234,27 @@ async def test_stdin_and_close_signal_as_the_server_sees_them(
     assert all(m[0] == 0 and len(m) <= 32 * 1024 for m in messages[:-1])
     assert b"".join(m[1:] for m in messages[:-1]) == data
     assert result.exit_code == 0
+
+
+async def test_attach_streams_like_exec() -> None:
+    """attach upgrades pods/NAME/attach without a command and streams as exec does."""
+
+    async def session(peer: Peer) -> None:
+        await peer.send(b"\x01main output")
+        await peer.send(_status(0))
+        await peer.close()
+        await peer.receive_until_closed()
+
+    async with (
+        raw_server(session) as server,
+        _client(server) as k8s,
+        k8s.attach("web", container="app", stdin=True) as proc,
+    ):
+        assert await proc.stdout.receive() == b"main output"
+        assert await proc.wait() == 0
+    (head,) = server.heads
+    assert head.startswith(
+        "GET /api/v1/namespaces/default/pods/web/attach?container=app&stdin=true"
+        "&stdout=true&stderr=true HTTP/1.1\r\n"
+    )
+    assert "command=" not in head.split("\r\n")[0]

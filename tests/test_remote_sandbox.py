@@ -329,3 +329,12 @@ async def test_large_stdin_through_cat_never_deadlocks(sandbox: Sandbox) -> None
         with anyio.fail_after(60):
             result = await k8s.exec("web", ["cat"], stdin=data)
     assert result.stdout == data
+
+
+async def test_attach_is_refused_by_the_sandbox_with_a_bad_request(sandbox: Sandbox) -> None:
+    """The sandbox runs no main process: attach gets a 400 saying so, as an APIError."""
+    sandbox.create(_pod())
+    async with asyncpod.Client(_admin(sandbox)) as k8s:
+        with pytest.raises(asyncpod.BadRequestError, match="no main process"):
+            async with k8s.attach("web"):
+                pass
