@@ -108,9 +108,8 @@ class _OutputStream(anyio.abc.ByteReceiveStream):
         if not data:
             try:
                 data = await self._messages.receive()
-            except anyio.EndOfStream:
-                raise
             except anyio.ClosedResourceError:
+                # Closed by the caller or at the session's end: nothing more comes.
                 raise anyio.EndOfStream from None
         self._pending = data[max_bytes:]
         return data[:max_bytes]
@@ -206,6 +205,11 @@ class RemoteProcess:
         output = self._outputs.pop(channel, None)
         if output is not None:
             output.close()
+
+    @property
+    def can_close_stdin(self) -> bool:
+        """Whether stdin can be closed: the server speaks ``v5.channel.k8s.io``."""
+        return self._socket.channels.can_close_channels
 
     async def close_stdin(self) -> None:
         """Tell the command that stdin has ended (the v5 close signal), once.
@@ -356,7 +360,7 @@ async def run_command(
 
     with anyio.move_on_after(timeout if timeout is not None else float("inf")) as scope:
         async with open_process(session, path, params, stdin=stdin is not None, stderr=True) as p:
-            if stdin is not None and not p._socket.channels.can_close_channels:
+            if stdin is not None and not p.can_close_stdin:
                 msg = (
                     f"the server speaks only {p.protocol}, which cannot close stdin, so the "
                     "command would never see its end; exec(stdin=...) needs v5.channel.k8s.io "

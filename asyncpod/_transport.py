@@ -30,7 +30,9 @@ class Transport(Protocol):
 
         With ``request.stream`` false the whole body is in ``Response.content``
         and the connection is already released; otherwise the caller must
-        ``aclose()`` the response.
+        ``aclose()`` the response. A request with ``upgrade`` set gets a
+        connection of its own; a ``101`` answer hands it over in
+        ``Response.connection``, which the caller must ``aclose()``.
 
         Raises:
             TransportError: the request could not be carried (``sent`` tells
