@@ -27,16 +27,9 @@ from asyncpod import (
     WatchReconnectEvent,
 )
 from asyncpod.testing import PodEnvironment, Sandbox
-from tests._k8s import engine_available, new_namespace
+from tests.helpers.clients import new_namespace
 
 pytestmark = pytest.mark.anyio
-
-
-@pytest.fixture(autouse=True)
-def _engine(anyio_backend: str) -> None:
-    """Skip where no bundled engine serves the event loop."""
-    if not engine_available(anyio_backend):
-        pytest.skip(f"no transport engine for {anyio_backend} in this tree")
 
 
 def in_cluster(pod: PodEnvironment) -> Config:

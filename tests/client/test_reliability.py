@@ -7,17 +7,13 @@ import gc
 import logging
 import socket
 import warnings
-from collections.abc import AsyncIterator, Callable, Iterator
-from typing import Any
 
 import anyio
 import pytest
 
 import asyncpod
 from asyncpod import (
-    Client,
     Config,
-    ConfigError,
     RequestEvent,
     RequestTimeoutError,
     RetryEvent,
@@ -26,8 +22,8 @@ from asyncpod import (
     TooManyRequestsError,
     TransportError,
 )
-from asyncpod._transport import ProxyEndpoint
-from tests._faultserver import (
+from tests.helpers.clients import ClientFactory
+from tests.servers.fault import (
     FaultServer,
     drop,
     hang,
@@ -38,38 +34,6 @@ from tests._faultserver import (
 )
 
 pytestmark = pytest.mark.anyio
-
-# Short waits keep the suite fast; the policy's rules are the same.
-FAST = RetryPolicy(backoff_base=0.05, backoff_max=0.5)
-
-ClientFactory = Callable[..., Client]
-
-
-@pytest.fixture
-def server() -> Iterator[FaultServer]:
-    """A fault-injecting server on 127.0.0.1."""
-    with FaultServer() as fault_server:
-        yield fault_server
-
-
-@pytest.fixture
-async def make_client(anyio_backend: str) -> AsyncIterator[ClientFactory]:
-    """Builds clients for the running event loop; skips when its engine is not there yet."""
-    from asyncpod_transports import create_transport
-
-    engine = "aiohttp" if anyio_backend == "asyncio" else "anyio"
-    try:
-        probe = create_transport(ProxyEndpoint("http://127.0.0.1:1"), engine=engine)
-    except ConfigError:
-        pytest.skip(f"the {engine} engine is not available")
-    await probe.aclose()
-
-    def factory(target: FaultServer | Config, **kwargs: Any) -> Client:
-        config = Config.proxy(target.url) if isinstance(target, FaultServer) else target
-        kwargs.setdefault("retries", FAST)
-        return Client(config, **kwargs)
-
-    return factory
 
 
 async def test_429_with_retry_after_waits_and_retries(

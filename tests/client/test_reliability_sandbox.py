@@ -2,30 +2,24 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Iterator
-from typing import Any
+from collections.abc import Callable, Iterator
 
 import anyio
 import pytest
 
 from asyncpod import (
     Client,
-    Config,
-    ConfigError,
     ConflictError,
     RequestTimeoutError,
     RetryPolicy,
     ServerError,
     TransportError,
 )
-from asyncpod._transport import ProxyEndpoint
 from asyncpod.testing import Sandbox
-from tests._faultserver import wait_until
-from tests.sandbox_helpers import CM, configmap
+from tests.helpers.sandbox import CM, configmap
+from tests.servers.fault import wait_until
 
 pytestmark = pytest.mark.anyio
-
-FAST = RetryPolicy(backoff_base=0.05, backoff_max=0.5)
 
 
 def _configmaps(sb: Sandbox) -> list[str]:
@@ -48,26 +42,6 @@ def sb(sandbox: Sandbox) -> Sandbox:
         sandbox.start()
     sandbox.reset()
     return sandbox
-
-
-@pytest.fixture
-async def make_client(anyio_backend: str) -> AsyncIterator[Callable[..., Client]]:
-    """Builds kubeconfig clients of the sandbox; skips when the loop's engine is missing."""
-    from asyncpod_transports import create_transport
-
-    engine = "aiohttp" if anyio_backend == "asyncio" else "anyio"
-    try:
-        probe = create_transport(ProxyEndpoint("http://127.0.0.1:1"), engine=engine)
-    except ConfigError:
-        pytest.skip(f"the {engine} engine is not available")
-    await probe.aclose()
-
-    def factory(sb: Sandbox, *, proxy: bool = False, **kwargs: Any) -> Client:
-        kwargs.setdefault("retries", FAST)
-        config = Config.proxy(sb.proxy_url) if proxy else Config.from_kubeconfig(sb.kubeconfig)
-        return Client(config, **kwargs)
-
-    return factory
 
 
 async def test_throttle_retried_after_retry_after(

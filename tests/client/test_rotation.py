@@ -1,6 +1,6 @@
 """Token and CA rotation end to end: a kubelet-style folder, a real client, a real TLS server.
 
-The server (tests/token_server.py) accepts only the tokens it was told to and
+The server (tests/servers/token.py) accepts only the tokens it was told to and
 rejects a rotated-out token shortly after its rotation, as an API server does
 once the old token expires.
 """
@@ -9,17 +9,17 @@ from __future__ import annotations
 
 import logging
 import secrets
-from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager
+from collections.abc import Iterator
 from pathlib import Path
 
 import anyio
 import pytest
 import trustme
 
-from asyncpod import AsyncpodError, Client, Config, ConfigError, ForbiddenError, TransportError
-from tests.sa_folder import make_sa_folder, rotate
-from tests.token_server import TokenServer
+from asyncpod import AsyncpodError, Config, ForbiddenError, TransportError
+from tests.helpers.clients import make_client
+from tests.helpers.sa_folder import make_sa_folder, rotate
+from tests.servers.token import TokenServer
 
 pytestmark = pytest.mark.anyio
 
@@ -84,22 +84,6 @@ def pod(tmp_path: Path, server: TokenServer, ca: trustme.CA) -> Pod:
     return Pod(tmp_path / "sa", server, ca)
 
 
-@asynccontextmanager
-async def client(config: Config) -> AsyncIterator[Client]:
-    """A client on the running event loop; skipped where no engine serves it yet."""
-    k8s = Client(config, retries=0)
-    try:
-        await k8s.__aenter__()
-    except ConfigError as exc:
-        if "is not available" in str(exc):
-            pytest.skip(f"no transport engine for this event loop yet: {exc}")
-        raise
-    try:
-        yield k8s
-    finally:
-        await k8s.aclose()
-
-
 def token_reads(caplog: pytest.LogCaptureFixture) -> int:
     """How many times the token file was read, from the DEBUG log."""
     return sum(
@@ -116,7 +100,7 @@ async def test_rotation_under_load(
     started = 0
     rotations = 0
 
-    async with client(pod.config()) as k8s:
+    async with make_client(pod.config(), retries=0) as k8s:
 
         async def worker() -> None:
             nonlocal started
@@ -157,7 +141,7 @@ async def test_burst_of_401s_reads_once(
 ) -> None:
     """32 concurrent requests rejected with 401 cause one token read, then all succeed."""
     caplog.set_level(logging.DEBUG, logger="asyncpod")
-    async with client(pod.config()) as k8s:
+    async with make_client(pod.config(), retries=0) as k8s:
         before = token_reads(caplog)
         # The file changes and the old token dies at once, inside the client's
         # one-second check interval: only the 401 can tell it.
@@ -181,7 +165,7 @@ async def test_403_is_not_retried(
 ) -> None:
     """A 403 is an authorization answer: no token read, no retry."""
     caplog.set_level(logging.DEBUG, logger="asyncpod")
-    async with client(pod.config()) as k8s:
+    async with make_client(pod.config(), retries=0) as k8s:
         before = token_reads(caplog)
         with pytest.raises(ForbiddenError):
             await k8s.get_json("/forbidden")
@@ -191,7 +175,7 @@ async def test_403_is_not_retried(
 
 async def test_ca_swap_is_picked_up(pod: Pod, server: TokenServer) -> None:
     """A new cluster CA on disk and on the server is used without restarting the client."""
-    async with client(pod.config()) as k8s:
+    async with make_client(pod.config(), retries=0) as k8s:
         await k8s.get_json("/api")
         new_ca = trustme.CA()
         pod.rotate_ca(new_ca)

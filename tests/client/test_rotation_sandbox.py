@@ -1,6 +1,6 @@
 """Token rotation against the embedded sandbox: the kubelet's folder, the sandbox's JWTs.
 
-The same behaviour as tests/test_rotation.py, with the sandbox as API server:
+The same behaviour as tests/client/test_rotation.py, with the sandbox as API server:
 its service-account tokens are real JWTs, refused ``grace`` seconds after a
 rotation, and its request log shows what the client sent.
 """
@@ -8,32 +8,15 @@ rotation, and its request log shows what the client sent.
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 
 import anyio
 import pytest
 
-from asyncpod import AsyncpodError, Client, Config, ConfigError, ForbiddenError
+from asyncpod import AsyncpodError, Config, ForbiddenError
 from asyncpod.testing import PodEnvironment, Sandbox
+from tests.helpers.clients import make_client
 
 pytestmark = pytest.mark.anyio
-
-
-@asynccontextmanager
-async def client(config: Config) -> AsyncIterator[Client]:
-    """A client on the running event loop; skipped where no engine serves it yet."""
-    k8s = Client(config, retries=0)
-    try:
-        await k8s.__aenter__()
-    except ConfigError as exc:
-        if "is not available" in str(exc):
-            pytest.skip(f"no transport engine for this event loop yet: {exc}")
-        raise
-    try:
-        yield k8s
-    finally:
-        await k8s.aclose()
 
 
 def in_cluster(pod: PodEnvironment) -> Config:
@@ -56,7 +39,7 @@ async def test_rotation_under_load(
     tokens = [pod_environment.token]
     failures: list[Exception] = []
     started = 0
-    async with client(in_cluster(pod_environment)) as k8s:
+    async with make_client(in_cluster(pod_environment), retries=0) as k8s:
         assert k8s.config.source == "in-cluster"
 
         async def worker() -> None:
@@ -94,7 +77,7 @@ async def test_burst_of_401s_reads_once(
 ) -> None:
     """32 concurrent requests rejected with 401 cause one token read, then all succeed."""
     caplog.set_level(logging.DEBUG, logger="asyncpod")
-    async with client(in_cluster(pod_environment)) as k8s:
+    async with make_client(in_cluster(pod_environment), retries=0) as k8s:
         before = token_reads(caplog)
         pod_environment.rotate_token(grace=0.0)
         results: list[object] = []
@@ -119,7 +102,7 @@ async def test_403_is_not_retried(
     caplog.set_level(logging.DEBUG, logger="asyncpod")
     # The policy of the reference recordings: own-namespace reads only.
     sandbox.rules.restrict_service_accounts()
-    async with client(in_cluster(pod_environment)) as k8s:
+    async with make_client(in_cluster(pod_environment), retries=0) as k8s:
         before = token_reads(caplog)
         with pytest.raises(ForbiddenError):
             await k8s.get_json("/api/v1/namespaces/kube-system/secrets")
@@ -131,6 +114,6 @@ async def test_kubeconfig_of_the_sandbox(sandbox: Sandbox) -> None:
     """The sandbox's admin kubeconfig resolves and reaches the server."""
     config = Config.from_kubeconfig(sandbox.kubeconfig)
     assert config.source == "kubeconfig"
-    async with client(config) as k8s:
+    async with make_client(config, retries=0) as k8s:
         versions = await k8s.get_json("/api")
     assert versions["kind"] == "APIVersions"

@@ -11,7 +11,7 @@ import pytest
 
 import asyncpod
 from asyncpod import GoneError, WatchEvent
-from tests._k8s import client, new_namespace
+from tests.helpers.clients import make_client, new_namespace
 
 pytestmark = pytest.mark.anyio
 
@@ -19,7 +19,7 @@ pytestmark = pytest.mark.anyio
 @pytest.fixture
 async def k8s(sandbox: Any, anyio_backend: str) -> AsyncIterator[asyncpod.Client]:
     """A client of the sandbox through its proxy listener."""
-    async with client(sandbox.proxy_url, anyio_backend) as k8s:
+    async with make_client(sandbox.proxy_url) as k8s:
         yield k8s
 
 

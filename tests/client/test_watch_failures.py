@@ -8,8 +8,8 @@ import pytest
 import asyncpod
 from asyncpod import Event, RequestEvent, RetryEvent, WatchEvent, WatchReconnectEvent
 from asyncpod.testing import Sandbox
-from tests._k8s import client
-from tests._scripted import END, Step, event, scripted_server
+from tests.helpers.clients import make_client
+from tests.servers.scripted import END, Step, event, scripted_server
 
 pytestmark = pytest.mark.anyio
 
@@ -28,9 +28,7 @@ async def test_watch_of_a_stopped_server_gives_up_after_retries(
     """A stopped server: 1 + retries attempts in all, then a TransportError naming the watch."""
     events: list[Event] = []
     with Sandbox() as sb:
-        async with client(
-            sb.proxy_url, anyio_backend, retries=retries, on_event=events.append
-        ) as k8s:
+        async with make_client(sb.proxy_url, retries=retries, on_event=events.append) as k8s:
             await k8s.resource("configmaps")  # discovery is cached before the server stops
             await anyio.to_thread.run_sync(sb.stop)
             events.clear()
@@ -68,7 +66,7 @@ async def test_good_events_before_a_bad_line_are_delivered(anyio_backend: str) -
         return 200, [broken, event("ADDED", 4, "b"), END]
 
     got: list[WatchEvent] = []
-    async with scripted_server(script) as server, client(server.url, anyio_backend) as k8s:
+    async with scripted_server(script) as server, make_client(server.url) as k8s:
         watch = k8s.watch("configmaps", resource_version="1")
         with anyio.fail_after(10), pytest.raises(asyncpod.ProtocolError, match="not JSON"):
             await drain(watch, got)

@@ -6,8 +6,8 @@ import anyio
 import pytest
 
 from asyncpod import GoneError, NotFoundError, WatchEvent
-from tests._k8s import client
-from tests._scripted import DROP, END, Step, event, gone_event, scripted_server
+from tests.helpers.clients import make_client
+from tests.servers.scripted import DROP, END, Step, event, gone_event, scripted_server
 
 pytestmark = pytest.mark.anyio
 
@@ -31,7 +31,7 @@ async def test_resumes_after_drops_without_duplicates(anyio_backend: str) -> Non
             steps += [event("ADDED", stop + 1, f"cm-{stop + 1}")[:25], DROP]
         return 200, steps
 
-    async with scripted_server(script) as server, client(server.url, anyio_backend) as k8s:
+    async with scripted_server(script) as server, make_client(server.url) as k8s:
         events: list[WatchEvent] = []
         with anyio.fail_after(20):
             async with k8s.watch("configmaps", resource_version=str(BASE)) as watch:
@@ -58,7 +58,7 @@ async def test_bookmarks_advance_the_resume_point_and_stay_hidden(anyio_backend:
         return 200, [event("MODIFIED", 51, "a"), END]
 
     for bookmarks in (False, True):
-        async with scripted_server(script) as server, client(server.url, anyio_backend) as k8s:
+        async with scripted_server(script) as server, make_client(server.url) as k8s:
             with anyio.fail_after(10):
                 async with k8s.watch("cm", resource_version="5", bookmarks=bookmarks) as watch:
                     got = []
@@ -77,7 +77,7 @@ async def test_error_event_410_raises_gone(anyio_backend: str) -> None:
     def script(params: dict[str, str]) -> tuple[int, list[Step]]:
         return 200, [event("ADDED", 3, "a"), gone_event(), END]
 
-    async with scripted_server(script) as server, client(server.url, anyio_backend) as k8s:
+    async with scripted_server(script) as server, make_client(server.url) as k8s:
         got: list[str] = []
 
         async def consume() -> None:
@@ -98,7 +98,7 @@ async def test_http_410_raises_gone_and_404_is_not_retried(anyio_backend: str) -
     def gone(params: dict[str, str]) -> tuple[int, list[Step]]:
         return 410, [str(status).encode(), END]
 
-    async with scripted_server(gone) as server, client(server.url, anyio_backend) as k8s:
+    async with scripted_server(gone) as server, make_client(server.url) as k8s:
         with anyio.fail_after(10), pytest.raises(GoneError):
             async for _ in k8s.watch("configmaps", resource_version="2"):
                 pass
@@ -107,7 +107,7 @@ async def test_http_410_raises_gone_and_404_is_not_retried(anyio_backend: str) -
     def missing(params: dict[str, str]) -> tuple[int, list[Step]]:
         return 404, [b"not found", END]
 
-    async with scripted_server(missing) as server, client(server.url, anyio_backend) as k8s:
+    async with scripted_server(missing) as server, make_client(server.url) as k8s:
         with anyio.fail_after(10), pytest.raises(NotFoundError):
             async for _ in k8s.watch("configmaps"):
                 pass
@@ -122,7 +122,7 @@ async def test_silent_connection_is_replaced(anyio_backend: str) -> None:
             return 200, [event("ADDED", 2, "a")]  # then silence
         return 200, [event("ADDED", 3, "b"), END]
 
-    async with scripted_server(script) as server, client(server.url, anyio_backend) as k8s:
+    async with scripted_server(script) as server, make_client(server.url) as k8s:
         with anyio.fail_after(10):
             watch = k8s.watch("configmaps", resource_version="1", inactivity_timeout=0.3)
             async with watch:
@@ -138,7 +138,7 @@ async def test_server_timeout_resumes_at_once(anyio_backend: str) -> None:
         rv = int(params["resourceVersion"])
         return 200, [event("MODIFIED", rv + 1, f"v{rv + 1}"), END]
 
-    async with scripted_server(script) as server, client(server.url, anyio_backend) as k8s:
+    async with scripted_server(script) as server, make_client(server.url) as k8s:
         with anyio.fail_after(10):
             got = []
             async for ev in k8s.watch("configmaps", resource_version="10"):
@@ -154,7 +154,7 @@ async def test_timeout_seconds_ends_quietly(anyio_backend: str) -> None:
     def script(params: dict[str, str]) -> tuple[int, list[Step]]:
         return 200, [event("ADDED", 2, "a")]
 
-    async with scripted_server(script) as server, client(server.url, anyio_backend) as k8s:
+    async with scripted_server(script) as server, make_client(server.url) as k8s:
         with anyio.fail_after(10):
             start = anyio.current_time()
             got = [
@@ -183,7 +183,7 @@ async def test_initial_events_are_not_repeated_after_a_drop(anyio_backend: str) 
             ]
         return 200, [event("DELETED", 41, "a"), END]
 
-    async with scripted_server(script) as server, client(server.url, anyio_backend) as k8s:
+    async with scripted_server(script) as server, make_client(server.url) as k8s:
         with anyio.fail_after(10):
             got = []
             async for ev in k8s.watch("configmaps", bookmarks=True):
@@ -208,7 +208,7 @@ async def test_server_errors_are_retried_with_backoff(anyio_backend: str) -> Non
             return 503, [b'{"kind":"Status","code":503,"reason":"ServiceUnavailable"}', END]
         return 200, [event("ADDED", 2, "a"), END]
 
-    async with scripted_server(script) as server, client(server.url, anyio_backend) as k8s:
+    async with scripted_server(script) as server, make_client(server.url) as k8s:
         with anyio.fail_after(10):
             async for ev in k8s.watch("configmaps", resource_version="1"):
                 assert ev.object["metadata"]["name"] == "a"
@@ -224,7 +224,7 @@ async def test_empty_streams_back_off(anyio_backend: str) -> None:
             return 200, [END]
         return 200, [event("ADDED", 2, "a"), END]
 
-    async with scripted_server(script) as server, client(server.url, anyio_backend) as k8s:
+    async with scripted_server(script) as server, make_client(server.url) as k8s:
         with anyio.fail_after(10):
             start = anyio.current_time()
             async with k8s.watch("configmaps", resource_version="1") as watch:
@@ -245,7 +245,7 @@ async def test_error_event_500_reconnects(anyio_backend: str) -> None:
             return 200, [event("ADDED", 2, "a"), failure, END]
         return 200, [event("ADDED", 3, "b"), END]
 
-    async with scripted_server(script) as server, client(server.url, anyio_backend) as k8s:
+    async with scripted_server(script) as server, make_client(server.url) as k8s:
         with anyio.fail_after(10):
             async with k8s.watch("configmaps", resource_version="1") as watch:
                 names = [(await watch.__anext__()).object["metadata"]["name"] for _ in range(2)]

@@ -9,9 +9,9 @@ import pytest
 import yaml
 
 from asyncpod import load_config
-from tests.sa_folder import make_sa_folder
+from tests.helpers.sa_folder import make_sa_folder
 
-DEPLOY = Path(__file__).parent.parent / "examples" / "deploy"
+DEPLOY = Path(__file__).parents[2] / "examples" / "deploy"
 
 
 def app_environ(manifest: Path) -> tuple[dict[str, str], list[dict[str, Any]]]:

@@ -10,7 +10,7 @@ import anyio
 import pytest
 
 from asyncpod.testing import Sandbox
-from tests.sandbox_helpers import CM, configmap, proxy_client, raw_get
+from tests.helpers.sandbox import CM, configmap, proxy_client, raw_get
 
 pytestmark = pytest.mark.anyio
 

@@ -7,7 +7,7 @@ import httpx
 import pytest
 
 from asyncpod.testing import Sandbox
-from tests.sandbox_helpers import CM, configmap, proxy_client
+from tests.helpers.sandbox import CM, configmap, proxy_client
 
 pytestmark = pytest.mark.anyio
 

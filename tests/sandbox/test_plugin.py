@@ -7,7 +7,7 @@ import pytest
 
 import asyncpod
 from asyncpod.testing import PodEnvironment, Sandbox
-from tests.sandbox_helpers import CM, configmap
+from tests.helpers.sandbox import CM, configmap
 
 pytestmark = pytest.mark.anyio
 

@@ -12,7 +12,7 @@ import pytest
 
 from asyncpod.testing import Sandbox
 from asyncpod.testing._pki import shared_pki
-from tests.sandbox_helpers import CM, configmap, https_client, proxy_client, unix_client
+from tests.helpers.sandbox import CM, configmap, https_client, proxy_client, unix_client
 
 pytestmark = pytest.mark.anyio
 

@@ -10,7 +10,7 @@ import pytest
 
 from asyncpod.testing import Sandbox
 from asyncpod.testing._server import _next_bookmark
-from tests.sandbox_helpers import CM, configmap, proxy_client, raw_get
+from tests.helpers.sandbox import CM, configmap, proxy_client, raw_get
 
 pytestmark = pytest.mark.anyio
 

@@ -23,6 +23,9 @@ import anyio
 import trustme
 from attrs import define, field
 
+# The bearer token clients send to the TLS listener; tests check it never leaks.
+TOKEN = "eyJhbGciOiJSUzI1NiJ9.c2VjcmV0LXRva2VuLXZhbHVl.c2lnbmF0dXJl"
+
 
 @define
 class Seen:

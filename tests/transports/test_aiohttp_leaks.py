@@ -11,7 +11,7 @@ import trustme
 from asyncpod_transports._aiohttp import AiohttpTransport
 
 from asyncpod import HTTPSEndpoint, Request, StaticTLS
-from tests.token_server import TokenServer
+from tests.servers.token import TokenServer
 
 
 def test_closed_connections_do_not_outlive_the_loop() -> None:

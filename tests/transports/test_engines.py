@@ -43,7 +43,7 @@ from asyncpod import (
     UnixEndpoint,
 )
 from asyncpod._wiring import make_endpoint
-from tests.transport_server import TransportTestServer, pattern_body
+from tests.servers.transport import TransportTestServer, pattern_body
 
 pytestmark = pytest.mark.anyio
 

@@ -5,9 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import traceback
-from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
-from typing import Any
 
 import anyio
 import pytest
@@ -22,11 +20,11 @@ from asyncpod import (
     Request,
     Resource,
     ResponseTooLargeError,
-    RetryPolicy,
     TransportError,
 )
-from asyncpod._transport import ProxyEndpoint
-from tests._faultserver import (
+from tests.helpers.clients import ClientFactory
+from tests.servers.fault import (
+    TOKEN,
     FaultServer,
     big_body,
     hang,
@@ -39,49 +37,6 @@ from tests._faultserver import (
 )
 
 pytestmark = pytest.mark.anyio
-
-TOKEN = "eyJhbGciOiJSUzI1NiJ9.c2VjcmV0LXRva2VuLXZhbHVl.c2lnbmF0dXJl"
-FAST = RetryPolicy(backoff_base=0.01, backoff_max=0.05)
-
-ClientFactory = Callable[..., Client]
-
-
-@pytest.fixture
-def server() -> Iterator[FaultServer]:
-    """A fault-injecting server on 127.0.0.1."""
-    with FaultServer() as fault_server:
-        yield fault_server
-
-
-@pytest.fixture
-def tls_server(tmp_path: Path) -> Iterator[FaultServer]:
-    """A fault-injecting HTTPS server with its own CA in tmp_path."""
-    with FaultServer(tls_dir=tmp_path) as fault_server:
-        yield fault_server
-
-
-@pytest.fixture
-async def make_client(anyio_backend: str) -> AsyncIterator[ClientFactory]:
-    """Builds clients for the running event loop; skips when its engine is not there yet."""
-    from asyncpod_transports import create_transport
-
-    engine = "aiohttp" if anyio_backend == "asyncio" else "anyio"
-    try:
-        probe = create_transport(ProxyEndpoint("http://127.0.0.1:1"), engine=engine)
-    except ConfigError:
-        pytest.skip(f"the {engine} engine is not available")
-    await probe.aclose()
-
-    def factory(target: FaultServer | Config, **kwargs: Any) -> Client:
-        if isinstance(target, FaultServer):
-            if target.ca_file is not None:
-                target = Config.https(target.url, token=TOKEN, ca_file=target.ca_file)
-            else:
-                target = Config.proxy(target.url)
-        kwargs.setdefault("retries", FAST)
-        return Client(target, **kwargs)
-
-    return factory
 
 
 def _all_text(exc: BaseException) -> str:

@@ -11,7 +11,7 @@ import trustme
 
 from asyncpod import CAReloadEvent, CAWatcher, ConfigError
 from asyncpod._tls import create_ssl_context
-from tests.sa_folder import make_sa_folder, rotate
+from tests.helpers.sa_folder import make_sa_folder, rotate
 
 
 class Clock:

@@ -8,7 +8,7 @@ import pytest
 import yaml
 
 from asyncpod import ConfigError, load_config
-from tests.sa_folder import make_sa_folder
+from tests.helpers.sa_folder import make_sa_folder
 
 KUBECONFIG = {
     "clusters": [{"name": "c", "cluster": {"server": "https://kc.example:6443"}}],

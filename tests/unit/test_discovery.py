@@ -15,7 +15,7 @@ from asyncpod._discovery import (
     resources_from_list,
 )
 
-DATA = Path(__file__).parent / "data"
+DATA = Path(__file__).parent.parent / "data"
 
 
 def _load(name: str) -> dict[str, object]:

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from asyncpod import Config, ConfigError
-from tests.sa_folder import make_sa_folder
+from tests.helpers.sa_folder import make_sa_folder
 
 TOKEN = "temp_token"  # incluster_config_test.py: _TEST_TOKEN
 

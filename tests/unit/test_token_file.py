@@ -16,7 +16,7 @@ import pytest
 
 from asyncpod import ConfigError, TokenFile, TokenReloadEvent
 from asyncpod._token import jwt_expiry
-from tests.sa_folder import make_sa_folder, rotate
+from tests.helpers.sa_folder import make_sa_folder, rotate
 
 pytestmark = pytest.mark.anyio
 

@@ -13,7 +13,7 @@ from asyncpod import ProtocolError, WatchDecoder, WatchEvent
 from asyncpod._watch import decode_event, status_error
 
 # Recorded from a real kube-apiserver v1.36.
-REFERENCE = Path(__file__).parent / "data"
+REFERENCE = Path(__file__).parent.parent / "data"
 
 
 def _event(kind: str, name: str, rv: int, note: str = "") -> bytes:
