@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import anyio
 import pytest
 
 import asyncpod
@@ -49,37 +48,6 @@ async def test_client_sees_throttling(sandbox: Sandbox) -> None:
         with pytest.raises(asyncpod.TooManyRequestsError) as caught:
             await k8s.get_json("/api")
     assert caught.value.retry_after == 2
-
-
-async def test_rotation_under_load_has_no_failures(sandbox: Sandbox) -> None:
-    """Many concurrent requests across several rotations: none fails (in-cluster config)."""
-    pod = sandbox.pod_environment(namespace="load")
-    failures: list[BaseException] = []
-    done = 0
-    config = asyncpod.Config.in_cluster(root=pod.root, environ=pod.environ)
-    async with asyncpod.Client(config) as k8s:
-
-        async def worker(stop: anyio.Event) -> None:
-            nonlocal done
-            while not stop.is_set():
-                try:
-                    await k8s.get_json("/api/v1/namespaces/load/configmaps")
-                    done += 1
-                except asyncpod.AsyncpodError as exc:
-                    failures.append(exc)
-
-        stop = anyio.Event()
-        async with anyio.create_task_group() as tg:
-            for _ in range(20):
-                tg.start_soon(worker, stop)
-            for _ in range(3):
-                await anyio.sleep(0.4)
-                await anyio.to_thread.run_sync(pod.rotate_token, 0.2)
-            await anyio.sleep(1.5)
-            stop.set()
-    assert failures == []
-    assert done > 0
-    assert pod.rotations == 3
 
 
 def test_fixture_state_is_reset_first(sandbox: Sandbox) -> None:
