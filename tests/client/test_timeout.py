@@ -6,6 +6,7 @@ import anyio
 import pytest
 
 from asyncpod import Client, Config, Request, RequestTimeoutError, Response
+from tests.helpers.clients import FAST
 
 pytestmark = pytest.mark.anyio
 
@@ -50,6 +51,9 @@ async def test_the_callers_deadline_wins_over_the_clients() -> None:
 
 async def test_a_transport_timeout_passes_through_unchanged() -> None:
     """A timeout the transport reports is not mistaken for the client's deadline."""
-    async with Client(Config.proxy(), transport=TimingOutTransport(), timeout=30) as k8s:
+    # Retried as any timeout is (with short waits), then raised as the transport said.
+    async with Client(
+        Config.proxy(), transport=TimingOutTransport(), timeout=30, retries=FAST
+    ) as k8s:
         with pytest.raises(RequestTimeoutError, match="connect timed out"):
             await k8s.request("GET", "/api")

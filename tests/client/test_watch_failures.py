@@ -21,6 +21,7 @@ async def drain(watch: asyncpod.Watch, into: list[WatchEvent]) -> None:
             into.append(ev)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("retries", [5, 2])
 async def test_watch_of_a_stopped_server_gives_up_after_retries(
     anyio_backend: str, retries: int

@@ -7,6 +7,7 @@ import pytest
 from asyncpod._cli import main
 
 
+@pytest.mark.slow
 def test_demo_walks_every_step(capsys: pytest.CaptureFixture[str]) -> None:
     """The demo starts the sandbox, uses the three transports, watches and rotates."""
     code = main(["demo", "--workers", "4", "--rotations", "1", "--grace", "0.2"])

@@ -43,6 +43,7 @@ from asyncpod import (
     UnixEndpoint,
 )
 from asyncpod._wiring import make_endpoint
+from tests.helpers.clients import FAST
 from tests.servers.transport import TransportTestServer, pattern_body
 
 pytestmark = pytest.mark.anyio
@@ -623,7 +624,8 @@ async def test_client_on_every_route(
     engine: str, route: str, server: TransportTestServer, ca_file: Path
 ) -> None:
     """Client.request, get_json and stream work on every route and engine."""
-    async with Client(config_for(route, server, ca_file), engine=engine) as k8s:  # type: ignore[arg-type]
+    config = config_for(route, server, ca_file)
+    async with Client(config, engine=engine, retries=FAST) as k8s:  # type: ignore[arg-type]
         echo = await k8s.get_json("/echo", params={"q": "a b"})
         assert echo["target"] == "/echo?q=a+b" or echo["target"] == "/echo?q=a%20b"
         if route == "https":
@@ -734,7 +736,7 @@ def kubectl_config(request: pytest.FixtureRequest, kubectl_proxy: dict[str, str]
 @pytest.mark.kubectl
 async def test_through_kubectl_proxy(engine: str, kubectl_config: Config) -> None:
     """Through the real kubectl proxy: statuses, Status errors, streaming and its token."""
-    async with Client(kubectl_config, engine=engine) as k8s:  # type: ignore[arg-type]
+    async with Client(kubectl_config, engine=engine, retries=FAST) as k8s:  # type: ignore[arg-type]
         assert await k8s.get_json("/status/200") == {"kind": "Ok"}
         echo = await k8s.get_json("/echo")
         # kubectl adds its own credentials; ours never reach it.
