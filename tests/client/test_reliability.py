@@ -46,7 +46,8 @@ async def test_429_with_retry_after_waits_and_retries(
         response = await k8s.request("POST", "/api/v1/namespaces/default/pods", json={})
         elapsed = anyio.current_time() - start
     assert response.status == 200
-    assert 0.9 <= elapsed < 2.0
+    # The upper bound only rules out a second wait; a busy CI machine is slow.
+    assert 0.9 <= elapsed < 5.0
     assert len(server.seen("POST")) == 2
 
 
@@ -234,7 +235,7 @@ async def test_timeout_when_server_never_answers(
             await k8s.get_json("/api")
         elapsed = anyio.current_time() - start
     assert isinstance(caught.value, TimeoutError)
-    assert 0.25 <= elapsed < 1.0
+    assert 0.25 <= elapsed < 4.0
 
 
 async def test_stream_head_timeout(server: FaultServer, make_client: ClientFactory) -> None:
@@ -253,9 +254,9 @@ async def test_retry_never_sleeps_past_the_callers_deadline(
     server.next(status_error(429, retry_after="5"))
     async with make_client(server) as k8s:
         start = anyio.current_time()
-        with anyio.fail_after(1), pytest.raises(TooManyRequestsError) as caught:
+        with anyio.fail_after(3), pytest.raises(TooManyRequestsError) as caught:
             await k8s.get_json("/api")
-        assert anyio.current_time() - start < 0.5
+        assert anyio.current_time() - start < 2.5
     assert caught.value.retry_after == 5
 
 
@@ -269,7 +270,8 @@ async def test_retries_stay_inside_the_client_timeout(
         start = anyio.current_time()
         with pytest.raises((ServerError, RequestTimeoutError)):
             await k8s.get_json("/api")
-        assert anyio.current_time() - start < 0.7
+        # Far below the 100 retries' 10 s, with room for a busy machine.
+        assert anyio.current_time() - start < 3.0
 
 
 async def test_events_and_logs(
@@ -340,7 +342,8 @@ async def test_no_rate_limit_by_default(server: FaultServer, make_client: Client
         start = anyio.current_time()
         for _ in range(50):
             await k8s.get_json("/api")
-        assert anyio.current_time() - start < 2.0
+        # A pace of even 10 per second would take 5 s.
+        assert anyio.current_time() - start < 5.0
 
 
 async def test_connect_timeout(make_client: ClientFactory) -> None:
@@ -361,7 +364,7 @@ async def test_connect_timeout(make_client: ClientFactory) -> None:
                 start = anyio.current_time()
                 with pytest.raises(RequestTimeoutError) as caught:
                     await k8s.request("POST", "/api/v1/namespaces/default/pods", json={})
-                assert anyio.current_time() - start < 1.5
+                assert anyio.current_time() - start < 4.0
             assert not caught.value.sent
         finally:
             for filler in fillers:
@@ -389,7 +392,7 @@ async def test_closing_the_client_stops_retries(
         tg.start_soon(call)
         assert await wait_until(lambda: len(server.requests) == 1)
         await k8s.aclose()
-    assert anyio.current_time() - start < 1.0
+    assert anyio.current_time() - start < 5.0
     [error] = caught
     assert "closed" in str(error)
     assert len(server.requests) == 1

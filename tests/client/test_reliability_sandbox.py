@@ -52,7 +52,7 @@ async def test_throttle_retried_after_retry_after(
     async with make_client(sb) as k8s:
         start = anyio.current_time()
         await k8s.request("POST", CM, json=configmap("throttled"))
-        assert 0.9 <= anyio.current_time() - start < 2.5
+        assert 0.9 <= anyio.current_time() - start < 6.0
     assert sb.requests.count("POST", CM) == 2
     assert _configmaps(sb) == ["throttled"]
 

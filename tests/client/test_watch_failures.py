@@ -50,7 +50,8 @@ async def test_watch_of_a_stopped_server_gives_up_after_retries(
         ("connect failed", n) for n in range(1, retries + 1)
     ]
     # Backoffs of at most 0.1, 0.2, 0.4, 0.8 and 1.6 s.
-    assert took < 3.1 + 2.0
+    # The margin is for a busy machine; uncapped backoffs would take far longer.
+    assert took < 3.1 + 6.0
     message = str(caught.value)
     assert message.startswith(
         f"watch of /api/v1/namespaces/default/configmaps gave up after {1 + retries} attempts"

@@ -162,7 +162,7 @@ async def test_timeout_seconds_ends_quietly(anyio_backend: str) -> None:
             ]
             elapsed = anyio.current_time() - start
     assert got == ["ADDED"]
-    assert 0.4 < elapsed < 3
+    assert 0.4 < elapsed < 8
     assert int(server.requests[0]["timeoutSeconds"]) == 1
 
 

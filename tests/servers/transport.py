@@ -25,6 +25,8 @@ from urllib.parse import parse_qs, urlsplit
 import h11
 import trustme
 
+from asyncpod.testing._sockets import abort_transports
+
 # A block of varied bytes: a large body built from it shows reordered or lost
 # chunks, which a body of one repeated byte would not.
 PATTERN = bytes(range(256)) * 4096  # 1 MiB
@@ -128,6 +130,9 @@ class TransportTestServer:
         for task in list(self._handlers):
             task.cancel()
         await asyncio.gather(*self._handlers, return_exceptions=True)
+        # Handshakes in flight and TLS shutdowns waiting for a peer are unknown
+        # to the handlers: abort them, or their sockets are collected in a later test.
+        await abort_transports(asyncio.get_running_loop())
 
     # what tests look at
 

@@ -52,4 +52,5 @@ async def test_limiter_paces_requests() -> None:
         for _ in range(20):
             tg.start_soon(limiter.acquire)
     elapsed = anyio.current_time() - start
-    assert 0.25 <= elapsed < 1.0
+    # The upper bound leaves room for a busy machine; no pacing at all fails the lower one.
+    assert 0.25 <= elapsed < 5.0
