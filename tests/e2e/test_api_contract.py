@@ -1138,7 +1138,9 @@ def test_cli_watch_prints_one_line_per_event(sandbox: Sandbox, tmp_path: Path) -
     try:
         assert process.stdout is not None
         line = process.stdout.readline()
-        assert line.startswith("ADDED")
+        if not line.startswith("ADDED"):
+            process.kill()
+            pytest.fail(f"no event line: {line!r}, stderr: {process.communicate()[1]}")
         assert "watched" in line
         process.send_signal(signal.SIGINT)
         _, stderr = process.communicate(timeout=20)
@@ -1146,7 +1148,7 @@ def test_cli_watch_prints_one_line_per_event(sandbox: Sandbox, tmp_path: Path) -
         if process.poll() is None:
             process.kill()
             process.wait()
-    assert "Traceback" not in stderr
+    assert "Traceback" not in stderr, stderr
 
 
 def test_cli_errors_are_one_line_and_exit_1(sandbox: Sandbox, tmp_path: Path) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import traceback
@@ -20,6 +21,7 @@ from asyncpod import (
     Request,
     Resource,
     ResponseTooLargeError,
+    RetryPolicy,
     TransportError,
 )
 from tests.helpers.clients import ClientFactory
@@ -37,6 +39,15 @@ from tests.servers.fault import (
 )
 
 pytestmark = pytest.mark.anyio
+
+# These tests count attempts, not time: the shortest retry waits.
+QUICK = RetryPolicy(backoff_base=0.01, backoff_max=0.05)
+
+
+@pytest.fixture
+def make_client(make_client: ClientFactory) -> ClientFactory:
+    """The shared client factory, with QUICK retries unless a test says otherwise."""
+    return functools.partial(make_client, retries=QUICK)
 
 
 def _all_text(exc: BaseException) -> str:
@@ -186,7 +197,9 @@ async def test_token_never_leaks(
     tls_server.next(truncated_chunked)
     tls_server.next(respond(200, b"not json"))
     tls_server.next(hang)
-    async with make_client(tls_server, timeout=0.3) as k8s:
+    # The six 503s are retried within one call's timeout, which leaves room for
+    # a busy machine (only the hang reaches it).
+    async with make_client(tls_server, timeout=1.0) as k8s:
         texts += [repr(k8s), repr(k8s.config), repr(k8s._auth), repr(k8s._transport)]
         for _ in range(7):
             with pytest.raises(AsyncpodError) as caught:
