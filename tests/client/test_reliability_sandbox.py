@@ -110,6 +110,9 @@ async def test_slow_answer_times_out(sb: Sandbox, make_client: Callable[..., Cli
     async with make_client(sb, proxy=True, timeout=0.3) as k8s:
         with pytest.raises(RequestTimeoutError):
             await k8s.get_json("/api")
+    # The sandbox logs the request once its delay is over: wait for that here,
+    # or it lands in the request log of the next test.
+    assert await wait_until(lambda: sb.requests.count("GET", "/api") == 1, within=15)
 
 
 async def test_sandbox_restart_under_load(sb: Sandbox, make_client: Callable[..., Client]) -> None:
