@@ -1036,6 +1036,7 @@ async def test_pytest_fixtures(sandbox: Sandbox, pod_environment: PodEnvironment
         assert (await k8s.get_json("/api"))["kind"] == "APIVersions"
 
 
+@pytest.mark.slow
 def test_pytest_plugin_is_registered_by_entry_point(tmp_path: Path) -> None:
     """A user's test module gets sandbox and pod_environment without any conftest."""
     (tmp_path / "test_user.py").write_text(
@@ -1080,6 +1081,7 @@ def _cli(
     return subprocess.run(command, env=env, capture_output=True, text=True, timeout=60, check=False)
 
 
+@pytest.mark.slow
 def test_cli_commands(sandbox: Sandbox, tmp_path: Path) -> None:
     """get PATH, get RESOURCE (-n, -A, -l, -o), apply, config and bench, as documented."""
     sandbox.ensure_namespace("side")
