@@ -1150,6 +1150,10 @@ def test_cli_watch_prints_one_line_per_event(sandbox: Sandbox, tmp_path: Path) -
         if process.poll() is None:
             process.kill()
             process.wait()
+        # Closed here, not by the garbage collector during a later test.
+        for pipe in (process.stdout, process.stderr):
+            if pipe is not None:
+                pipe.close()
     assert "Traceback" not in stderr, stderr
 
 
