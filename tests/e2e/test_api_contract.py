@@ -1129,14 +1129,23 @@ def test_cli_commands(sandbox: Sandbox, tmp_path: Path) -> None:
 def test_cli_watch_prints_one_line_per_event(sandbox: Sandbox, tmp_path: Path) -> None:
     """`asyncpod watch` prints a line per event until it is interrupted."""
     sandbox.create(_configmap("watched", tier="x"))
-    env = _cli_env(ASYNCPOD_PROXY_URL=sandbox.proxy_url, HOME=str(tmp_path))
-    process = subprocess.Popen(
-        [sys.executable, "-m", "asyncpod", "watch", "configmaps", "-n", "default", "-l", "tier"],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    env = _cli_env(ASYNCPOD_PROXY_URL=sandbox.proxy_url, HOME=str(tmp_path), PYTHONFAULTHANDLER="1")
+    command = [sys.executable, "-m", "asyncpod", "watch", "configmaps", "-n", "default"]
+    command += ["-l", "tier"]
+    # A suite started in the background (``cmd &`` in a script, nohup) runs with
+    # SIGINT ignored, and an ignored signal stays ignored in a child: the CLI
+    # gets the default handling here, as from a terminal.
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        process = subprocess.Popen(
+            command,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+    finally:
+        signal.signal(signal.SIGINT, previous)
     try:
         assert process.stdout is not None
         line = process.stdout.readline()
@@ -1145,7 +1154,12 @@ def test_cli_watch_prints_one_line_per_event(sandbox: Sandbox, tmp_path: Path) -
             pytest.fail(f"no event line: {line!r}, stderr: {process.communicate()[1]}")
         assert "watched" in line
         process.send_signal(signal.SIGINT)
-        _, stderr = process.communicate(timeout=20)
+        try:
+            _, stderr = process.communicate(timeout=20)
+        except subprocess.TimeoutExpired:
+            # SIGABRT makes faulthandler print where every thread of the CLI hangs.
+            process.send_signal(signal.SIGABRT)
+            pytest.fail(f"no exit within 20 s of SIGINT:\n{process.communicate(timeout=20)[1]}")
     finally:
         if process.poll() is None:
             process.kill()
