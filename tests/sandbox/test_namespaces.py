@@ -9,7 +9,7 @@ import httpx
 import pytest
 
 from asyncpod.testing import Sandbox
-from tests.sandbox_helpers import CM, configmap, https_client
+from tests.helpers.sandbox import CM, configmap, https_client
 
 pytestmark = pytest.mark.anyio
 

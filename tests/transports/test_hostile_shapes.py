@@ -10,8 +10,8 @@ import anyio
 import pytest
 
 from asyncpod import ProtocolError
-from tests._k8s import client
-from tests._scripted import DISCOVERY, END, Step, event, scripted_server
+from tests.helpers.clients import make_client
+from tests.servers.scripted import DISCOVERY, END, Step, event, scripted_server
 
 pytestmark = pytest.mark.anyio
 
@@ -43,7 +43,7 @@ async def test_malformed_list_page(anyio_backend: str, page: Any, message: str) 
     """A list page of the wrong shape raises ProtocolError naming the part, not AttributeError."""
     async with (
         scripted_server(lambda params: _page(page)) as server,
-        client(server.url, anyio_backend) as k8s,
+        make_client(server.url) as k8s,
     ):
         with pytest.raises(ProtocolError, match=message):
             [item async for item in k8s.list("configmaps")]
@@ -55,7 +55,7 @@ async def test_a_repeated_continue_token_ends_the_list(anyio_backend: str) -> No
     def script(params: dict[str, str]) -> tuple[int, Sequence[Step]]:
         return _page(_list([{"metadata": {"name": "a", "resourceVersion": "1"}}], token="same"))
 
-    async with scripted_server(script) as server, client(server.url, anyio_backend) as k8s:
+    async with scripted_server(script) as server, make_client(server.url) as k8s:
         items = k8s.list("configmaps", chunk_size=1)
         assert (await items.__anext__())["metadata"]["name"] == "a"
         with pytest.raises(ProtocolError, match="makes no progress"):
@@ -70,7 +70,7 @@ async def test_the_callers_deadline_holds_across_pages(anyio_backend: str) -> No
         page = int(params.get("continue") or 0) + 1
         return _page(_list([{"metadata": {"name": f"cm-{page}"}}], token=str(page)))
 
-    async with scripted_server(script) as server, client(server.url, anyio_backend) as k8s:
+    async with scripted_server(script) as server, make_client(server.url) as k8s:
         with anyio.move_on_after(1.0) as scope:
             async for _ in k8s.list("configmaps", chunk_size=1):
                 pass
@@ -92,7 +92,7 @@ async def test_malformed_discovery(anyio_backend: str, discovery: dict[str, Any]
     """Discovery documents of the wrong shape raise ProtocolError naming the document."""
     async with (
         scripted_server(lambda params: _page({}), discovery) as server,
-        client(server.url, anyio_backend) as k8s,
+        make_client(server.url) as k8s,
     ):
         with pytest.raises(ProtocolError, match=r"discovery document .* is malformed"):
             await k8s.get("configmaps", "x")
@@ -110,7 +110,7 @@ async def test_informer_event_with_string_metadata(anyio_backend: str) -> None:
 
     async with (
         scripted_server(script) as server,
-        client(server.url, anyio_backend) as k8s,
+        make_client(server.url) as k8s,
         k8s.informer("configmaps") as informer,
     ):
         assert (await informer.__anext__()).type == "SYNCED"

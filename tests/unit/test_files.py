@@ -22,7 +22,7 @@ from asyncpod._files import read_file, read_text, read_token_file, try_read
 from asyncpod._incluster import MAX_NAMESPACE_FILE_SIZE
 from asyncpod._kubeconfig import MAX_KUBECONFIG_SIZE
 from asyncpod._tls import MAX_CA_BUNDLE_SIZE, MAX_CLIENT_PEM_SIZE, create_ssl_context
-from tests.sa_folder import make_sa_folder
+from tests.helpers.sa_folder import make_sa_folder
 
 ENV = {"KUBERNETES_SERVICE_HOST": "10.0.0.1"}
 
