@@ -1,85 +1,37 @@
-"""``Client``: the async entry point of asyncpod."""
+"""``Client``: the async entry point of asyncpod, the resource verbs on a ``Session``.
+
+Each verb resolves the resource through discovery, builds its request with
+a pure builder of ``_requests``, sends it on the session and decodes the
+answer. The streams get the session and a path resolver, never the client.
+"""
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import importlib
-import logging
-import math
-import time
-from collections.abc import AsyncIterator, Callable, Mapping
-from contextlib import asynccontextmanager
-from types import TracebackType
+from collections.abc import Mapping
+from contextlib import AbstractAsyncContextManager
 from typing import Any
 
-import anyio
-import sniffio
-
-from asyncpod import _json
-from asyncpod._auth import Auth
-from asyncpod._config import Config
-from asyncpod._errors import (
-    APIError,
-    AsyncpodError,
-    RequestTimeoutError,
-    ResponseTooLargeError,
-    TransportError,
+from asyncpod import _requests as build
+from asyncpod._discovery import Discovery, Resource
+from asyncpod._errors import InvalidNameError
+from asyncpod._informer import Informer
+from asyncpod._leader import (
+    DEFAULT_LEASE_DURATION,
+    DEFAULT_RENEW_DEADLINE,
+    DEFAULT_RETRY_PERIOD,
+    LeaderElection,
 )
-from asyncpod._events import EventHook, RequestEvent, RetryEvent, emit
-from asyncpod._models import Request, Response
-from asyncpod._ratelimit import RateLimiter
-from asyncpod._resources import ResourceMixin
-from asyncpod._retry import Retry, RetryPolicy
-from asyncpod._status import api_error, parse_retry_after
-from asyncpod._target import Params, build_target
-from asyncpod._transport import Endpoint, Engine, Transport, choose_engine
-from asyncpod._wiring import make_auth, make_endpoint
+from asyncpod._list import ListIterator, PathResolver
+from asyncpod._logs import LogLines
+from asyncpod._paths import ALL, validate_segment
+from asyncpod._requests import Namespace, PatchType, PropagationPolicy, RequestSpec
+from asyncpod._session import Session
+from asyncpod._watch import DEFAULT_INACTIVITY_TIMEOUT, DEFAULT_MAX_OBJECT_SIZE, Watch
 
-USER_AGENT = "asyncpod/0.1"
-# A streaming call that fails is read this far for its Status body; a longer
-# error body is not a Status and must not pin memory.
-MAX_ERROR_BODY = 1 << 20
-# A 401 is retried once per new credential: twice covers a request whose
-# fresh token was itself rotated out while it waited; a token that never
-# changes is refused after one read, as ``Auth.unauthorized`` says False.
-MAX_REAUTHORIZATIONS = 2
-# The largest answer of a non-streaming call read into memory. A list of 500
-# pods is a few MB; a larger answer is a runaway or hostile server, and a
-# caller who really wants it raises the limit or pages with ``list``.
-DEFAULT_MAX_RESPONSE_SIZE = 128 << 20
-
-# asyncio.timeout (Python 3.11+), the cheapest deadline on asyncio.
-_ASYNCIO_TIMEOUT: Callable[[float], Any] | None = getattr(asyncio, "timeout", None)
-
-logger = logging.getLogger("asyncpod")
+DEFAULT_CHUNK_SIZE = 500
 
 
-def create_transport(
-    endpoint: Endpoint,
-    *,
-    engine: Engine,
-    max_connections: int,
-    connect_timeout: float | None = None,
-    max_response_size: int | None = None,
-) -> Transport:
-    """Build the bundled transport for ``endpoint`` on ``engine``.
-
-    The core names the transport package instead of importing it, so that
-    ``import asyncpod`` stays free of aiohttp and h11.
-    """
-    transports = importlib.import_module("asyncpod_transports")
-    transport: Transport = transports.create_transport(
-        endpoint,
-        engine=engine,
-        max_connections=max_connections,
-        connect_timeout=connect_timeout,
-        max_response_size=max_response_size,
-    )
-    return transport
-
-
-class Client(ResourceMixin):
+class Client(Session):
     """An async client of one Kubernetes API server.
 
     Use it as an async context manager; it owns a connection pool.
@@ -104,367 +56,496 @@ class Client(ResourceMixin):
             (``None``: no limit); a larger one raises ``ResponseTooLargeError``.
     """
 
-    def __init__(
-        self,
-        config: Config | None = None,
-        *,
-        transport: Transport | None = None,
-        timeout: float | None = 30.0,
-        max_connections: int = 100,
-        retries: int | RetryPolicy = 5,
-        engine: Engine | None = None,
-        connect_timeout: float | None = 10.0,
-        rate_limit: tuple[float, int] | None = None,
-        on_event: EventHook | None = None,
-        max_response_size: int | None = DEFAULT_MAX_RESPONSE_SIZE,
-    ) -> None:
-        self._config = config
-        self._transport = transport
-        self._owns_transport = transport is None
-        self.timeout = timeout
-        self.max_connections = max_connections
-        self.retries = retries
-        self.retry_policy = RetryPolicy.from_retries(retries)
-        self.connect_timeout = connect_timeout
-        self.max_response_size = max_response_size
-        self._limiter = RateLimiter(*rate_limit) if rate_limit is not None else None
-        self._on_event = on_event
-        self._engine = engine
-        self._auth: Auth | None = None
-        self._native_timeout: Callable[[float], Any] | None = None
-        self._base_headers = {"Accept": "application/json", "User-Agent": USER_AGENT}
+    _discovery: Discovery | None = None
+
+    # -- discovery -------------------------------------------------------------
 
     @property
-    def config(self) -> Config:
-        """The configuration in use (resolved when the client was entered)."""
-        if self._config is None:
-            msg = "the client has not been entered yet: use 'async with Client() as k8s'"
-            raise AsyncpodError(msg)
-        return self._config
+    def discovery(self) -> Discovery:
+        """The discovery cache of this client."""
+        if self._discovery is None:
+            self._discovery = Discovery(self.get_json)
+        return self._discovery
 
-    async def __aenter__(self) -> Client:
-        if self._config is None:
-            from asyncpod._chain import load_config
+    async def resource(self, spec: str | Resource) -> Resource:
+        """The ``Resource`` a kubectl spelling names, via cached discovery.
 
-            self._config = load_config()
-        self._auth = make_auth(self._config, on_event=self._on_event)
-        library = sniffio.current_async_library()
-        self._native_timeout = _ASYNCIO_TIMEOUT if library == "asyncio" else None
-        if self._transport is None:
-            engine = choose_engine(library, self._engine)
-            self._transport = create_transport(
-                make_endpoint(self._config, on_event=self._on_event),
-                engine=engine,
-                max_connections=self.max_connections,
-                connect_timeout=self.connect_timeout,
-                max_response_size=self.max_response_size,
-            )
-        return self
+        Args:
+            spec: ``"pods"``, ``"pod"``, ``"Pod"``, ``"po"``, ``"deployments.apps"``,
+                ``"deployments.v1.apps"``, or a ``Resource`` (returned as is).
 
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
-
-    async def aclose(self) -> None:
-        """Close the connection pool (when the client created it)."""
-        await self._close_open_streams()
-        transport, self._transport = self._transport, None
-        if transport is not None and self._owns_transport:
-            with anyio.CancelScope(shield=True):
-                await transport.aclose()
-
-    def _build(
-        self,
-        path: str,
-        params: Params | None,
-        json: Any,
-        content: bytes | None,
-        headers: Mapping[str, str] | None,
-    ) -> tuple[str, dict[str, str], bytes | None]:
-        target = build_target(path, params)
-        request_headers = dict(self._base_headers)
-        if json is not None:
-            content = _json.dumps(json)
-            request_headers["Content-Type"] = "application/json"
-        if headers:
-            request_headers.update(headers)
-        return target, request_headers, content
-
-    async def _send(
-        self,
-        method: str,
-        target: str,
-        headers: dict[str, str],
-        content: bytes | None,
-        stream: bool,
-        *,
-        deadline: float | None = None,
-        policy: RetryPolicy | None = None,
-    ) -> Response:
-        """Send with retries; ``deadline`` is the client's own, on ``time.monotonic()``.
-
-        ``policy`` replaces the client's retry policy for this call.
+        Raises:
+            UnknownResourceError: nothing the server serves matches, even after
+                refreshing the discovery cache once.
+            TransportError: the API server could not be reached.
         """
-        transport, auth = self._transport, self._auth
-        if transport is None or auth is None:
-            msg = "the client is closed or was never entered: use 'async with Client() as k8s'"
-            raise AsyncpodError(msg)
-        hook, limiter = self._on_event, self._limiter
-        if policy is None:
-            policy = self.retry_policy
-        attempt = 0
-        reauthorizations = 0
-        while True:
-            authorization = await auth.authorization()
-            if authorization is not None:
-                headers["Authorization"] = authorization
-            request = Request(
-                method=method, target=target, headers=headers, content=content, stream=stream
-            )
-            if limiter is not None:
-                await limiter.acquire()
-            started = anyio.current_time() if hook is not None else 0.0
-            try:
-                response = await transport.send(request)
-            except TransportError as exc:
-                if hook is not None:
-                    emit(hook, _request_event(request, None, started, type(exc).__name__))
-                attempt += 1
-                retry = policy.on_error(method, exc, attempt, _remaining(deadline))
-                if retry is None:
-                    raise
-                detail = str(exc)
-            else:
-                if hook is not None:
-                    emit(hook, _request_event(request, response.status, started, None))
-                status = response.status
-                if (
-                    status == 401
-                    and reauthorizations < MAX_REAUTHORIZATIONS
-                    and await auth.unauthorized(authorization)
-                ):
-                    # The credentials were refreshed: one more try, not counted
-                    # as a retry (DESIGN.md "Auth: the rotating token").
-                    reauthorizations += 1
-                    await _discard(response, stream)
-                    continue
-                if status < 429 or not policy.is_retryable_status(status):
-                    return response
-                attempt += 1
-                retry_after = parse_retry_after(response.headers.get("retry-after"))
-                retry = policy.on_status(method, status, retry_after, attempt, _remaining(deadline))
-                if retry is None:
-                    return response
-                await _discard(response, stream)
-                detail = response.reason or ""
-            # Sleep outside the except block, so that a cancellation during
-            # the wait does not chain the transport error.
-            await self._before_retry(method, target, retry, attempt, detail)
-            if self._transport is not transport:
-                msg = f"{method} {target.partition('?')[0]}: the client was closed during a retry"
-                raise TransportError(msg, sent=False)
+        return await self.discovery.resource(spec)
 
-    async def _before_retry(
-        self, method: str, target: str, retry: Retry, attempt: int, detail: str
-    ) -> None:
-        path = target.partition("?")[0]
-        logger.info(
-            "retrying %s %s in %.2f s (retry %d of %d): %s%s",
-            method,
-            path,
-            retry.delay,
-            attempt,
-            self.retry_policy.retries,
-            retry.reason,
-            f" ({detail})" if detail else "",
+    def _collection(self, resource: str | Resource, namespace: Namespace) -> PathResolver:
+        """A resolver of the path a list or watch reads, run when the stream starts."""
+        if namespace is not None and namespace is not ALL:
+            validate_segment(namespace, "namespace")
+
+        async def resolve() -> str:
+            res = await self.resource(resource)
+            return build.collection_path(res, namespace, self.config.namespace)
+
+        return resolve
+
+    async def _call(self, spec: RequestSpec) -> dict[str, Any]:
+        response = await self.request(
+            spec.method,
+            spec.path,
+            params=spec.params,
+            json=spec.json,
+            content=spec.content,
+            headers=spec.headers,
         )
-        if self._on_event is not None:
-            emit(self._on_event, RetryEvent(method, path, retry.reason, attempt, retry.delay))
-        await anyio.sleep(retry.delay)
+        result: dict[str, Any] = response.json()
+        return result
 
-    async def request(
+    # -- verbs ------------------------------------------------------------------
+
+    async def get(
         self,
-        method: str,
-        path: str,
+        resource: str | Resource,
+        name: str,
         *,
-        params: Params | None = None,
-        json: Any = None,
-        content: bytes | None = None,
-        headers: Mapping[str, str] | None = None,
-    ) -> Response:
-        """Send one request to a path on the server and read the whole answer.
+        namespace: Namespace = None,
+        subresource: str | None = None,
+    ) -> dict[str, Any]:
+        """Fetch one object.
 
-        Failures are retried as the client's ``RetryPolicy`` says, inside the
-        client's ``timeout`` and any deadline of the caller.
-
-        Raises:
-            APIError: the server answered with a status of 400 or more (the
-                subclass matches the status), or with a redirect, which is
-                never followed.
-            TransportError: the server could not be reached or the connection
-                dropped.
-            ProtocolError: the answer could not be read.
-            ResponseTooLargeError: the answer is larger than ``max_response_size``.
-            RequestTimeoutError: the client's timeout passed.
-        """
-        method = method.upper()
-        target, request_headers, body = self._build(path, params, json, content, headers)
-        response = await self._send_within(method, path, target, request_headers, body, False)
-        if response.status >= 300:
-            raise _error_for(method, path, response, response.content)
-        limit = self.max_response_size
-        if limit is not None and len(response.content) > limit:
-            # A transport that does not bound its reads still gets an error.
-            raise _too_large(method, path, len(response.content), limit)
-        return response
-
-    async def _send_within(
-        self,
-        method: str,
-        path: str,
-        target: str,
-        headers: dict[str, str],
-        body: bytes | None,
-        stream: bool,
-    ) -> Response:
-        timeout = self.timeout
-        if timeout is None:
-            return await self._send(method, target, headers, body, stream)
-        # The deadline is also passed down, so that retries respect it
-        # whichever mechanism enforces it.
-        deadline = time.monotonic() + timeout
-        if self._native_timeout is not None:
-            # Performance: asyncio.timeout costs a third less than an anyio
-            # cancel scope, which was the largest cost of asyncpod's own layer.
-            scope = self._native_timeout(timeout)
-            try:
-                async with scope:
-                    return await self._send(
-                        method, target, headers, body, stream, deadline=deadline
-                    )
-            except TimeoutError:
-                if not scope.expired():
-                    raise
-                raise _timed_out(method, path, timeout) from None
-        with anyio.move_on_after(timeout):
-            return await self._send(method, target, headers, body, stream, deadline=deadline)
-        # Only reached when the scope cancelled the call.
-        raise _timed_out(method, path, timeout)
-
-    async def get_json(self, path: str, *, params: Params | None = None) -> Any:
-        """GET ``path`` and decode the JSON answer.
+        Args:
+            resource: kubectl's spelling (``"pods"``, ``"deployments.apps"``) or a ``Resource``.
+            name: the object's name; never a path.
+            namespace: defaults to the config's namespace.
+            subresource: such as ``"status"`` or ``"scale"``.
 
         Raises:
-            APIError: the server answered with an error status.
-            ProtocolError: the answer is not JSON.
-            TransportError: the server could not be reached.
+            InvalidNameError: ``name`` or ``namespace`` could escape its path segment.
+            UnknownResourceError: the spelling matches nothing the server serves.
+            NotFoundError: the object does not exist.
+            TransportError: the API server could not be reached.
         """
-        response = await self.request("GET", path, params=params)
-        return response.json()
+        validate_segment(name, "name")
+        res = await self.resource(resource)
+        spec = build.get_request(
+            res,
+            name,
+            namespace=namespace,
+            default_namespace=self.config.namespace,
+            subresource=subresource,
+        )
+        result: dict[str, Any] = await self.get_json(spec.path)
+        return result
 
-    @asynccontextmanager
-    async def stream(
+    def list(
         self,
-        method: str,
-        path: str,
+        resource: str | Resource,
         *,
-        params: Params | None = None,
-        headers: Mapping[str, str] | None = None,
-    ) -> AsyncIterator[Response]:
-        """Open a streaming answer; its body is read with ``aiter_bytes``/``aiter_lines``.
+        namespace: Namespace = None,
+        label_selector: str | None = None,
+        field_selector: str | None = None,
+        chunk_size: int | None = DEFAULT_CHUNK_SIZE,
+        resource_version: str | None = None,
+    ) -> ListIterator:
+        """Iterate over the objects of a resource, fetching ``chunk_size`` per page.
 
-        The connection is released when the block exits, also on cancellation.
-        The client's ``timeout`` bounds the wait for the answer's head (retries
-        included), not the body, which may stream for ever.
+        ``async for item in k8s.list(...)``; the iterator's ``resource_version``
+        is set once the first page arrived. When a continue token expires
+        (410), the list is read again whole, as client-go's pager does, and
+        only objects not yet yielded (or changed since) are yielded.
+
+        Args:
+            resource: kubectl's spelling or a ``Resource``.
+            namespace: the config's namespace by default; ``asyncpod.ALL`` for all.
+            label_selector: such as ``"app=web,tier!=db"``.
+            field_selector: such as ``"metadata.name=web-0"``.
+            chunk_size: objects per page (``limit``); ``None`` or 0 for one page.
+            resource_version: passed as ``resourceVersion`` to the first page.
 
         Raises:
-            APIError: the server answered with an error status.
-            TransportError: the server could not be reached.
-            RequestTimeoutError: no answer's head within the client's timeout.
+            UnknownResourceError: the spelling matches nothing the server serves.
+            InvalidNameError: ``namespace`` could escape its path segment.
+            APIError: the server refused the list.
+            ProtocolError: a page is malformed, or the server hands back a
+                continue token it gave before (the list would never end).
         """
-        method = method.upper()
-        target, request_headers, body = self._build(path, params, None, None, headers)
-        response = await self._send_within(method, path, target, request_headers, body, True)
-        try:
-            if response.status >= 300:
-                content = await _read_bounded(response, MAX_ERROR_BODY)
-                raise _error_for(method, path, response, content)
-            yield response
-        finally:
-            with anyio.CancelScope(shield=True):
-                await response.aclose()
+        params = build.list_params(
+            label_selector=label_selector,
+            field_selector=field_selector,
+            resource_version=resource_version,
+        )
+        return ListIterator(self, self._collection(resource, namespace), params, chunk_size)
+
+    async def create(
+        self,
+        resource: str | Resource,
+        obj: Mapping[str, Any],
+        *,
+        namespace: Namespace = None,
+        dry_run: bool = False,
+        field_manager: str | None = None,
+    ) -> dict[str, Any]:
+        """Create an object; return it as stored (or as it would be, with ``dry_run``).
+
+        Raises:
+            ConflictError: an object of that name exists (AlreadyExists).
+            InvalidError: the server rejected the object.
+            InvalidNameError: the namespace could escape its path segment, or
+                ``namespace=`` differs from the object's ``metadata.namespace``.
+        """
+        res = await self.resource(resource)
+        spec = build.create_request(
+            res,
+            obj,
+            namespace=namespace,
+            default_namespace=self.config.namespace,
+            dry_run=dry_run,
+            field_manager=field_manager,
+        )
+        return await self._call(spec)
+
+    async def replace(
+        self,
+        resource: str | Resource,
+        obj: Mapping[str, Any],
+        *,
+        namespace: Namespace = None,
+        dry_run: bool = False,
+        field_manager: str | None = None,
+        subresource: str | None = None,
+    ) -> dict[str, Any]:
+        """Replace an object (PUT); ``metadata.resourceVersion`` makes it conditional.
+
+        Raises:
+            ConflictError: the object changed since ``metadata.resourceVersion``.
+            NotFoundError: the object does not exist.
+            InvalidNameError: ``metadata.name`` could escape its path segment, or
+                ``namespace=`` differs from the object's ``metadata.namespace``.
+        """
+        res = await self.resource(resource)
+        spec = build.replace_request(
+            res,
+            obj,
+            namespace=namespace,
+            default_namespace=self.config.namespace,
+            dry_run=dry_run,
+            field_manager=field_manager,
+            subresource=subresource,
+        )
+        return await self._call(spec)
+
+    async def patch(
+        self,
+        resource: str | Resource,
+        name: str,
+        patch: Any,
+        *,
+        namespace: Namespace = None,
+        patch_type: PatchType = "merge",
+        subresource: str | None = None,
+        dry_run: bool = False,
+        field_manager: str | None = None,
+    ) -> dict[str, Any]:
+        """Patch an object; return it as stored.
+
+        Args:
+            resource: kubectl's spelling or a ``Resource``.
+            name: the object's name.
+            patch: a dict (merge, strategic) or a list of operations (json), or
+                bytes/str already encoded.
+            namespace: the config's namespace by default.
+            patch_type: ``"merge"`` (RFC 7386), ``"json"`` (RFC 6902) or
+                ``"strategic"`` (built-in kinds only).
+            subresource: ``"status"`` or ``"scale"``, for example.
+            dry_run: validate without storing.
+            field_manager: the manager recorded in ``managedFields``.
+
+        Raises:
+            NotFoundError: the object does not exist.
+            UnsupportedMediaType (``APIError`` 415): strategic merge on a custom resource.
+            InvalidError: the patched object is invalid.
+            InvalidNameError: the patch would move the object to another namespace.
+        """
+        if patch_type not in build.PATCH_CONTENT_TYPES:
+            msg = f"patch_type must be 'merge', 'json' or 'strategic', not {patch_type!r}"
+            raise ValueError(msg)
+        validate_segment(name, "name")
+        res = await self.resource(resource)
+        spec = build.patch_request(
+            res,
+            name,
+            patch,
+            namespace=namespace,
+            default_namespace=self.config.namespace,
+            patch_type=patch_type,
+            subresource=subresource,
+            dry_run=dry_run,
+            field_manager=field_manager,
+        )
+        return await self._call(spec)
+
+    async def apply(
+        self,
+        obj: Mapping[str, Any],
+        *,
+        field_manager: str,
+        force: bool = False,
+        namespace: Namespace = None,
+        dry_run: bool = False,
+        subresource: str | None = None,
+    ) -> dict[str, Any]:
+        """Server-side apply: the resource comes from ``apiVersion`` and ``kind``.
+
+        Args:
+            obj: the fields this manager owns, with ``apiVersion``, ``kind`` and
+                ``metadata.name``.
+            field_manager: who owns the fields (required by the server).
+            force: take over fields other managers own instead of a conflict.
+            namespace: the namespace when the object names none (else it must
+                agree with ``metadata.namespace``), then the config's.
+            dry_run: validate without storing.
+            subresource: such as ``"status"``.
+
+        Raises:
+            ConflictError: another manager owns a field and ``force`` is false.
+            UnknownResourceError: the server serves no such kind.
+            InvalidNameError: a name could escape its path segment, or
+                ``namespace=`` differs from the object's ``metadata.namespace``.
+        """
+        if not field_manager:
+            msg = "server-side apply needs a field_manager"
+            raise InvalidNameError(msg)
+        api_version, kind = build.apply_kind(obj)
+        res = await self.discovery.resource_for_kind(api_version, kind)
+        spec = build.apply_request(
+            res,
+            obj,
+            field_manager=field_manager,
+            namespace=namespace,
+            default_namespace=self.config.namespace,
+            force=force,
+            dry_run=dry_run,
+            subresource=subresource,
+        )
+        return await self._call(spec)
+
+    async def delete(
+        self,
+        resource: str | Resource,
+        name: str,
+        *,
+        namespace: Namespace = None,
+        propagation_policy: PropagationPolicy | None = None,
+        grace_period_seconds: int | None = None,
+        preconditions: Mapping[str, str] | None = None,
+        dry_run: bool = False,
+    ) -> dict[str, Any]:
+        """Delete an object; return the server's answer (the object, or a Status).
+
+        Args:
+            preconditions: ``{"uid": ..., "resourceVersion": ...}``; the delete
+                fails with ``ConflictError`` when the object differs.
+
+        Raises:
+            NotFoundError: the object does not exist.
+            ConflictError: a precondition failed.
+        """
+        validate_segment(name, "name")
+        res = await self.resource(resource)
+        spec = build.delete_request(
+            res,
+            name,
+            namespace=namespace,
+            default_namespace=self.config.namespace,
+            propagation_policy=propagation_policy,
+            grace_period_seconds=grace_period_seconds,
+            preconditions=preconditions,
+            dry_run=dry_run,
+        )
+        return await self._call(spec)
+
+    async def evict(
+        self,
+        name: str,
+        *,
+        namespace: Namespace = None,
+        grace_period_seconds: int | None = None,
+        dry_run: bool = False,
+    ) -> dict[str, Any]:
+        """Evict a pod through the Eviction API (honours PodDisruptionBudgets).
+
+        Raises:
+            TooManyRequestsError: a disruption budget forbids it now (429).
+            NotFoundError: the pod does not exist.
+        """
+        spec = build.evict_request(
+            name,
+            namespace=namespace,
+            default_namespace=self.config.namespace,
+            grace_period_seconds=grace_period_seconds,
+            dry_run=dry_run,
+        )
+        return await self._call(spec)
+
+    def watch(
+        self,
+        resource: str | Resource,
+        *,
+        namespace: Namespace = None,
+        label_selector: str | None = None,
+        field_selector: str | None = None,
+        resource_version: str | None = None,
+        timeout_seconds: float | None = None,
+        bookmarks: bool = False,
+        inactivity_timeout: float = DEFAULT_INACTIVITY_TIMEOUT,
+        max_object_size: int = DEFAULT_MAX_OBJECT_SIZE,
+    ) -> Watch:
+        """Watch a resource: an async iterator of ``WatchEvent(type, object)``.
+
+        Bookmarks are always requested and used to resume; they are yielded
+        only with ``bookmarks=True``. The watch resumes from the last
+        resourceVersion after a dropped connection, a server timeout or
+        ``inactivity_timeout`` seconds without a byte, with jittered backoff.
+        Without ``resource_version`` the server first sends ADDED events for
+        the current objects, then a BOOKMARK annotated
+        ``k8s.io/initial-events-end``.
+
+        Args:
+            timeout_seconds: ``None`` watches until the caller stops; a number
+                ends the iteration quietly after that long.
+            bookmarks: yield BOOKMARK events too.
+            inactivity_timeout: seconds of silence after which the connection
+                counts as dead.
+            max_object_size: the largest event accepted, in bytes.
+
+        Raises:
+            GoneError: the resourceVersion is too old (HTTP 410, or an ERROR
+                event with code 410): list again.
+            UnknownResourceError: the spelling matches nothing the server serves.
+            TransportError: reconnecting failed more often than the client's
+                ``retries`` in a row.
+        """
+        watch = Watch(
+            self,
+            self._collection(resource, namespace),
+            label_selector=label_selector,
+            field_selector=field_selector,
+            resource_version=resource_version,
+            timeout_seconds=timeout_seconds,
+            bookmarks=bookmarks,
+            inactivity_timeout=inactivity_timeout,
+            max_object_size=max_object_size,
+        )
+        self.track(watch)
+        return watch
+
+    def informer(
+        self,
+        resource: str | Resource,
+        *,
+        namespace: Namespace = None,
+        label_selector: str | None = None,
+        field_selector: str | None = None,
+        chunk_size: int | None = DEFAULT_CHUNK_SIZE,
+        inactivity_timeout: float = DEFAULT_INACTIVITY_TIMEOUT,
+    ) -> Informer:
+        """A local cache of a resource, kept current, and the stream of its changes.
+
+        See :class:`asyncpod.Informer`.
+        """
+        informer = Informer(
+            self,
+            self._collection(resource, namespace),
+            label_selector=label_selector,
+            field_selector=field_selector,
+            chunk_size=chunk_size,
+            inactivity_timeout=inactivity_timeout,
+        )
+        self.track(informer)
+        return informer
+
+    def logs(
+        self,
+        name: str,
+        *,
+        namespace: Namespace = None,
+        container: str | None = None,
+        follow: bool = False,
+        tail_lines: int | None = None,
+        since_seconds: int | None = None,
+        timestamps: bool = False,
+        previous: bool = False,
+    ) -> LogLines:
+        """The log of a pod's container: an async iterator of lines without the newline.
+
+        Raises:
+            NotFoundError: the pod does not exist.
+            BadRequestError: the pod has several containers and none was named.
+            InvalidNameError: a name could escape its path segment.
+        """
+        spec = build.logs_request(
+            name,
+            namespace=namespace,
+            default_namespace=self.config.namespace,
+            container=container,
+            follow=follow,
+            tail_lines=tail_lines,
+            since_seconds=since_seconds,
+            timestamps=timestamps,
+            previous=previous,
+        )
+        lines = LogLines(self, spec.path, spec.params)
+        self.track(lines)
+        return lines
+
+    def leader_election(
+        self,
+        name: str,
+        *,
+        namespace: str | None = None,
+        identity: str | None = None,
+        lease_duration: float = DEFAULT_LEASE_DURATION,
+        renew_deadline: float = DEFAULT_RENEW_DEADLINE,
+        retry_period: float = DEFAULT_RETRY_PERIOD,
+        release_on_cancel: bool = True,
+    ) -> AbstractAsyncContextManager[LeaderElection]:
+        """Lead on the Lease ``name``: ``async with k8s.leader_election("my-operator"):``.
+
+        Entering waits until this process leads; the block runs only while it
+        does. When a renewal fails for ``renew_deadline`` the block is
+        cancelled and ``LeadershipLostError`` is raised. Leaving the block
+        releases the Lease (with ``release_on_cancel``). See
+        :class:`asyncpod.LeaderElection` for the semantics (client-go's).
+
+        Args:
+            name: the Lease's name, shared by all candidates.
+            namespace: the Lease's namespace; the config's by default.
+            identity: this candidate's name, unique per process (hostname and
+                a random suffix by default).
+            lease_duration: seconds the others wait after the last renewal they saw.
+            renew_deadline: seconds the leader keeps trying to renew before it
+                stops; below ``lease_duration``.
+            retry_period: seconds between attempts.
+            release_on_cancel: give the Lease up when the block ends.
+
+        Raises:
+            LeadershipLostError: from the block's end, when leadership was lost.
+            ValueError: the durations do not satisfy client-go's checks.
+        """
+        election = LeaderElection(
+            self,
+            name,
+            namespace=namespace or self.config.namespace,
+            identity=identity,
+            lease_duration=lease_duration,
+            renew_deadline=renew_deadline,
+            retry_period=retry_period,
+            release_on_cancel=release_on_cancel,
+        )
+        return election.hold()
 
 
-async def _read_bounded(response: Response, limit: int) -> bytes:
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in response.aiter_bytes():
-        chunks.append(chunk)
-        size += len(chunk)
-        if size >= limit:
-            break
-    return b"".join(chunks)[:limit]
-
-
-async def _discard(response: Response, stream: bool) -> None:
-    """Release an answer that is about to be retried."""
-    try:
-        if stream:
-            # Read the short Status body so that the connection ends cleanly
-            # and can carry the retry.
-            with contextlib.suppress(TransportError):
-                await _read_bounded(response, MAX_ERROR_BODY)
-    finally:
-        with anyio.CancelScope(shield=True):
-            await response.aclose()
-
-
-def _remaining(own: float | None) -> float | None:
-    """Seconds left before the innermost deadline: the client's (``own``) or the caller's."""
-    remaining = anyio.current_effective_deadline() - anyio.current_time()
-    if own is not None:
-        remaining = min(remaining, own - time.monotonic())
-    return None if remaining == math.inf else remaining
-
-
-def _timed_out(method: str, path: str, timeout: float) -> RequestTimeoutError:
-    msg = f"{method} {path} got no answer within {timeout:g} s (the client's timeout)"
-    return RequestTimeoutError(msg)
-
-
-def _request_event(
-    request: Request, status: int | None, started: float, error: str | None
-) -> RequestEvent:
-    return RequestEvent(
-        request.method,
-        request.target.partition("?")[0],
-        status,
-        anyio.current_time() - started,
-        error,
-    )
-
-
-def _error_for(method: str, path: str, response: Response, content: bytes) -> APIError:
-    if response.status >= 400:
-        return api_error(response.status, response.headers, content, response.reason)
-    # An API server never redirects. Following one would hand the bearer
-    # token to whatever host the answer names, so it is an error instead.
-    location = response.headers.get("location", "")
-    shown = location if len(location) <= 200 else location[:200] + "..."
-    message = (
-        f"the server answered {method} {path} with a redirect to {shown!r}; "
-        "asyncpod never follows redirects"
-    )
-    return APIError(response.status, response.reason or "Redirect", message)
-
-
-def _too_large(method: str, path: str, size: int, limit: int) -> ResponseTooLargeError:
-    msg = (
-        f"the answer to {method} {path} is {size} bytes, more than max_response_size "
-        f"({limit} bytes); raise Client(max_response_size=...) or page with list()"
-    )
-    return ResponseTooLargeError(msg)
+__all__ = ["DEFAULT_CHUNK_SIZE", "Client"]

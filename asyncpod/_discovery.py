@@ -15,7 +15,13 @@ from typing import Any
 import anyio
 from attrs import define, field, frozen
 
-from asyncpod._errors import APIError, NotFoundError, UnknownResourceError
+from asyncpod._errors import (
+    APIError,
+    AsyncpodError,
+    NotFoundError,
+    ProtocolError,
+    UnknownResourceError,
+)
 from asyncpod._paths import group_version_prefix, resource_path
 
 
@@ -315,7 +321,10 @@ class Discovery:
                     apis = await self.get_json("/apis")
                 except NotFoundError:
                     apis = {}
-                self._groups = groups_from_discovery(api, apis)
+                try:
+                    self._groups = groups_from_discovery(api, apis)
+                except (AttributeError, TypeError, ValueError) as exc:
+                    raise _malformed("/api and /apis", exc) from None
             return self._groups
 
     async def _load_lists(self, group_versions: Sequence[tuple[str, str]]) -> None:
@@ -323,18 +332,26 @@ class Discovery:
         if not missing:
             return
         results: dict[tuple[str, str], list[Resource]] = {}
+        # The first failure is raised after the task group, as itself: an
+        # ExceptionGroup would reach the caller as a foreign exception.
+        failures: list[AsyncpodError] = []
 
         async def fetch(group: str, version: str) -> None:
+            path = group_version_prefix(group, version)
             try:
-                body = await self.get_json(group_version_prefix(group, version))
+                body = await self.get_json(path)
+                results[group, version] = resources_from_list(group, version, body)
             except APIError as exc:
                 # An aggregated API that is down (503) or a group that vanished
                 # (404) must not hide every other group.
                 if exc.status in (403, 404) or exc.status >= 500:
                     results[group, version] = []
-                    return
-                raise
-            results[group, version] = resources_from_list(group, version, body)
+                else:
+                    failures.append(exc)
+            except AsyncpodError as exc:
+                failures.append(exc)
+            except (AttributeError, TypeError, ValueError) as exc:
+                failures.append(_malformed(path, exc))
 
         limiter = anyio.CapacityLimiter(8)
 
@@ -345,4 +362,12 @@ class Discovery:
         async with anyio.create_task_group() as tg:
             for group, version in missing:
                 tg.start_soon(limited, group, version)
+        if failures:
+            raise failures[0]
         self._lists.update(results)
+
+
+def _malformed(what: str, exc: Exception) -> ProtocolError:
+    """A discovery document that does not have the shape the API server gives it."""
+    msg = f"the discovery document {what} is malformed ({type(exc).__name__}: {exc})"
+    return ProtocolError(msg)

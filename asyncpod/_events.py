@@ -116,7 +116,35 @@ class WatchReconnectEvent:
     delay: float
 
 
-Event = RequestEvent | RetryEvent | TokenReloadEvent | CAReloadEvent | WatchReconnectEvent
+@frozen
+class ReconcileEvent:
+    """A controller finished one reconcile of one key.
+
+    Attributes:
+        controller: the controller's name.
+        key: the object's ``"namespace/name"`` (``"name"`` when cluster-scoped).
+        elapsed: seconds the reconcile took.
+        error: the exception class name when it failed (it is retried with
+            backoff), else ``None``.
+        requeue_after: seconds until the key is reconciled again, when the
+            reconcile asked for it.
+    """
+
+    controller: str
+    key: str
+    elapsed: float
+    error: str | None = None
+    requeue_after: float | None = None
+
+
+Event = (
+    RequestEvent
+    | RetryEvent
+    | TokenReloadEvent
+    | CAReloadEvent
+    | WatchReconnectEvent
+    | ReconcileEvent
+)
 EventHook = Callable[[Event], object]
 
 

@@ -10,20 +10,17 @@ This is the loop an operator runs on::
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, Literal
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any, Literal
 
 from anyio.abc import AsyncResource
 from attrs import frozen
 
 from asyncpod._errors import GoneError
-from asyncpod._resources import object_key
-
-if TYPE_CHECKING:
-    from asyncpod._client import Client
-    from asyncpod._discovery import Resource
-    from asyncpod._resources import Namespace
-    from asyncpod._watch import Watch
+from asyncpod._list import ListIterator
+from asyncpod._objects import object_key, resource_version_of
+from asyncpod._session import Session
+from asyncpod._watch import DEFAULT_MAX_OBJECT_SIZE, Watch
 
 
 @frozen
@@ -63,18 +60,16 @@ class Informer(AsyncResource):
 
     def __init__(
         self,
-        client: Client,
-        resource: str | Resource,
+        session: Session,
+        resolve_path: Callable[[], Awaitable[str]],
         *,
-        namespace: Namespace,
         label_selector: str | None,
         field_selector: str | None,
         chunk_size: int | None,
         inactivity_timeout: float,
     ) -> None:
-        self._client = client
-        self._resource = resource
-        self._namespace = namespace
+        self._session = session
+        self._resolve_path = resolve_path
         self._label_selector = label_selector
         self._field_selector = field_selector
         self._chunk_size = chunk_size
@@ -104,13 +99,16 @@ class Informer(AsyncResource):
                 self.synced = True
                 continue
             if self._watch is None:
-                self._watch = self._client.watch(
-                    self._resource,
-                    namespace=self._namespace,
+                self._watch = Watch(
+                    self._session,
+                    self._resolve_path,
                     label_selector=self._label_selector,
                     field_selector=self._field_selector,
                     resource_version=self.resource_version,
+                    timeout_seconds=None,
+                    bookmarks=False,
                     inactivity_timeout=self._inactivity_timeout,
+                    max_object_size=DEFAULT_MAX_OBJECT_SIZE,
                 )
             try:
                 event = await self._watch.__anext__()
@@ -132,7 +130,7 @@ class Informer(AsyncResource):
 
     async def aclose(self) -> None:
         """Stop: close the watch and release its connection."""
-        self._client._forget(self)
+        self._session.forget(self)
         self._closed = True
         watch, self._watch = self._watch, None
         if watch is not None:
@@ -141,13 +139,8 @@ class Informer(AsyncResource):
     async def _list(self) -> dict[str, dict[str, Any]]:
         # A full snapshot; the list iterator already falls back to one request
         # when a continue token expires.
-        items = self._client.list(
-            self._resource,
-            namespace=self._namespace,
-            label_selector=self._label_selector,
-            field_selector=self._field_selector,
-            chunk_size=self._chunk_size,
-        )
+        params = {"labelSelector": self._label_selector, "fieldSelector": self._field_selector}
+        items = ListIterator(self._session, self._resolve_path, params, self._chunk_size)
         snapshot: dict[str, dict[str, Any]] = {}
         async for item in items:
             snapshot[object_key(item)] = item
@@ -170,7 +163,7 @@ class Informer(AsyncResource):
         return changes
 
     def _apply(self, kind: str, obj: dict[str, Any]) -> Change | None:
-        key = object_key(obj)
+        key = object_key(obj, f"the object of a {kind} event")
         old = self.cache.get(key)
         if kind == "DELETED":
             if old is None:
@@ -187,5 +180,5 @@ class Informer(AsyncResource):
         return Change("MODIFIED", key, obj, old)
 
 
-def _version(obj: Mapping[str, Any]) -> Any:
-    return (obj.get("metadata") or {}).get("resourceVersion")
+def _version(obj: Mapping[str, Any]) -> str:
+    return resource_version_of(obj)

@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
-
 import anyio
 from anyio.abc import AsyncResource
 
 from asyncpod._models import Response
-
-if TYPE_CHECKING:
-    from asyncpod._client import Client
+from asyncpod._session import Session
+from asyncpod._target import Params
 
 
 class LogLines(AsyncResource):
@@ -24,8 +21,8 @@ class LogLines(AsyncResource):
                 ...
     """
 
-    def __init__(self, client: Client, path: str, params: dict[str, Any]) -> None:
-        self._client = client
+    def __init__(self, session: Session, path: str, params: Params) -> None:
+        self._session = session
         self._path = path
         self._params = params
         self._response: Response | None = None
@@ -38,7 +35,7 @@ class LogLines(AsyncResource):
 
     async def aclose(self) -> None:
         """Stop reading and release the connection."""
-        self._client._forget(self)
+        self._session.forget(self)
         self._done = True
         response, self._response = self._response, None
         if response is not None:
@@ -57,7 +54,7 @@ class LogLines(AsyncResource):
             if self._done:
                 raise StopAsyncIteration
             if self._response is None:
-                self._response = await self._client._open_stream(self._path, self._params)
+                self._response = await self._session.open_stream(self._path, self._params)
             stream = self._response.stream
             chunk = await stream.receive() if stream is not None else b""
             if not chunk:

@@ -42,10 +42,10 @@ def build_target(path: str, params: Params | None = None) -> str:
     for name, value in params.items():
         if value is None:
             continue
-        if isinstance(value, (list, tuple)):
+        if isinstance(value, (str, int, float)):
+            pairs.append((name, _param_text(value)))
+        else:  # a sequence of values: the parameter repeats, as for ``dryRun``
             pairs.extend((name, _param_text(item)) for item in value)
-        else:
-            pairs.append((name, _param_text(value)))  # type: ignore[arg-type]
     if not pairs:
         return target
     separator = "&" if "?" in target else "?"

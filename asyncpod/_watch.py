@@ -15,8 +15,8 @@ import math
 import random
 import time
 from collections import deque
-from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, Final
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any, Final
 
 import anyio
 from anyio.abc import AsyncResource
@@ -35,11 +35,8 @@ from asyncpod._errors import (
 )
 from asyncpod._events import WatchReconnectEvent, emit
 from asyncpod._models import Response
-
-if TYPE_CHECKING:
-    from asyncpod._client import Client
-    from asyncpod._discovery import Resource
-    from asyncpod._target import Params
+from asyncpod._session import Session
+from asyncpod._target import Params
 
 # Kubernetes limits a request body to 3 MiB and etcd values to 1.5 MiB by
 # default; 16 MiB leaves room for large CRDs while bounding memory.
@@ -291,10 +288,9 @@ class Watch(AsyncResource):
 
     def __init__(
         self,
-        client: Client,
-        resource: str | Resource,
+        session: Session,
+        resolve_path: Callable[[], Awaitable[str]],
         *,
-        namespace: Any,
         label_selector: str | None,
         field_selector: str | None,
         resource_version: str | None,
@@ -303,9 +299,8 @@ class Watch(AsyncResource):
         inactivity_timeout: float,
         max_object_size: int,
     ) -> None:
-        self._client = client
-        self._resource_spec = resource
-        self._namespace = namespace
+        self._session = session
+        self._resolve_path = resolve_path
         self._label_selector = label_selector
         self._field_selector = field_selector
         self.resource_version = resource_version
@@ -338,7 +333,7 @@ class Watch(AsyncResource):
 
     async def aclose(self) -> None:
         """Stop watching and release the connection."""
-        self._client._forget(self)
+        self._session.forget(self)
         self._closed = True
         await self._disconnect()
 
@@ -410,7 +405,7 @@ class Watch(AsyncResource):
                 limit = min(limit, remaining)
             chunk: bytes | None = None
             try:
-                native = self._client._native_timeout
+                native = self._session.native_timeout
                 if native is not None:
                     # Performance: asyncio.timeout is cheaper than an anyio
                     # cancel scope, and this runs once per chunk.
@@ -487,9 +482,9 @@ class Watch(AsyncResource):
         return await response.stream.receive()
 
     async def _connect(self) -> None:
-        client = self._client
+        session = self._session
         if self._path is None:
-            self._path = await client._collection_path(self._resource_spec, self._namespace)
+            self._path = await self._resolve_path()
         server_timeout = MIN_WATCH_TIMEOUT * (1.0 + random.random())
         remaining = self._remaining()
         if remaining is not None:
@@ -502,7 +497,7 @@ class Watch(AsyncResource):
             "resourceVersion": self._start_version if self._initial else self.resource_version,
             "timeoutSeconds": int(server_timeout),
         }
-        limit = client.timeout
+        limit = session.timeout
         if remaining is not None:
             limit = remaining if limit is None else min(limit, remaining)
         response: Response | None = None
@@ -512,7 +507,7 @@ class Watch(AsyncResource):
                 # One attempt: the reconnects of this loop are the watch's
                 # only retries, bounded by the client's ``retries``. The
                 # client's own retries would multiply with them.
-                response = await client._open_stream(self._path, params, retry=False)
+                response = await session.open_stream(self._path, params, retry=False)
         except (TransportError, ServerError, TooManyRequestsError) as exc:
             failure = exc
         if response is None and failure is None:
@@ -555,7 +550,7 @@ class Watch(AsyncResource):
         delay = 0.0
         if wait:
             self._failures += 1
-            limit = self._client._watch_retry_limit()
+            limit = self._session.watch_retry_limit
             if failure is not None and self._failures > limit:
                 raise _gave_up(failure, self._failures, self._path)
             delay = backoff_delay(self._failures)
@@ -567,7 +562,7 @@ class Watch(AsyncResource):
                 return  # the caller's timeout_seconds is over: no reconnect
             delay = min(delay, remaining)
         self._reconnects_in_row += 1
-        hook = self._client._on_event
+        hook = self._session.on_event
         if hook is not None:
             version = self._start_version if self._initial else self.resource_version
             emit(

@@ -155,17 +155,47 @@ async def test_dry_run_create_stores_nothing(k8s: asyncpod.Client, ns: str) -> N
 
 
 async def test_write_namespace_precedence(k8s: asyncpod.Client, ns: str) -> None:
-    """Explicit namespace= wins over metadata.namespace, which wins over the config's."""
+    """metadata.namespace wins over the config's; namespace= alone places a body without one."""
     other = await new_namespace(k8s)
     obj = _cm("where")
     obj["metadata"]["namespace"] = ns
     await k8s.create("configmaps", obj)
     assert (await k8s.get("configmaps", "where", namespace=ns))["metadata"]["namespace"] == ns
-    await k8s.create("configmaps", obj, namespace=other)
+    await k8s.create("configmaps", _cm("where"), namespace=other)
     assert (await k8s.get("configmaps", "where", namespace=other))["metadata"]["name"] == "where"
     await k8s.create("configmaps", _cm("plain-default"))
     assert (await k8s.get("configmaps", "plain-default"))["metadata"]["namespace"] == "default"
     await k8s.delete("configmaps", "plain-default")
+
+
+async def test_a_write_to_another_namespace_than_its_body_is_refused(
+    k8s: asyncpod.Client, ns: str, sandbox: Any
+) -> None:
+    """namespace= that contradicts metadata.namespace is refused before anything is sent."""
+    other = await new_namespace(k8s)
+    obj = _cm("moved")
+    obj["metadata"]["namespace"] = ns
+    await k8s.resource("configmaps")  # discovery, before counting
+    with pytest.raises(InvalidNameError, match=f"{ns!r}.*does not match namespace={other!r}"):
+        await k8s.create("configmaps", obj, namespace=other)
+    await k8s.create("configmaps", obj, namespace=ns)  # agreeing is fine
+    writes_before = len(sandbox.requests.filter(path=".*/configmaps.*"))
+    with pytest.raises(InvalidNameError, match="does not match"):
+        await k8s.replace("configmaps", obj, namespace=other)
+    with pytest.raises(InvalidNameError, match="does not match"):
+        await k8s.apply(
+            {**obj, "apiVersion": "v1", "kind": "ConfigMap"}, field_manager="t", namespace=other
+        )
+    with pytest.raises(InvalidNameError, match="does not match"):
+        await k8s.patch("configmaps", "moved", {"metadata": {"namespace": other}}, namespace=ns)
+    move = [{"op": "replace", "path": "/metadata/namespace", "value": other}]
+    with pytest.raises(InvalidNameError, match="does not match"):
+        await k8s.patch("configmaps", "moved", move, namespace=ns, patch_type="json")
+    # The server saw none of them: the object is where it was, unchanged.
+    assert len(sandbox.requests.filter(path=".*/configmaps.*")) == writes_before
+    stored = [cm["metadata"]["name"] async for cm in k8s.list("configmaps", namespace=other)]
+    assert "moved" not in stored
+    assert (await k8s.get("configmaps", "moved", namespace=ns))["metadata"]["namespace"] == ns
 
 
 async def test_delete_with_preconditions(k8s: asyncpod.Client, ns: str) -> None:

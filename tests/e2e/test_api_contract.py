@@ -699,12 +699,16 @@ async def test_replace_patch_apply_and_delete(sandbox: Sandbox) -> None:
 
 
 async def test_write_namespace_rule(sandbox: Sandbox) -> None:
-    """Explicit namespace= wins, then metadata.namespace, then the config's namespace."""
+    """namespace=, then metadata.namespace, then the config's; a contradiction is refused."""
     for name in ("explicit", "own", "config"):
         sandbox.ensure_namespace(name)
     config = asyncpod.Config.proxy(sandbox.proxy_url, namespace="config")
     async with asyncpod.Client(config) as k8s:
-        a = await k8s.create("configmaps", _configmap("a", namespace="own"), namespace="explicit")
+        with pytest.raises(asyncpod.InvalidNameError, match="does not match"):
+            await k8s.create(
+                "configmaps", _configmap("moved", namespace="own"), namespace="explicit"
+            )
+        a = await k8s.create("configmaps", _configmap("a"), namespace="explicit")
         b = await k8s.create("configmaps", _configmap("b", namespace="own"))
         c = await k8s.create("configmaps", _configmap("c"))
         d = await k8s.apply(_configmap("d", namespace="own"), field_manager="m")

@@ -78,14 +78,17 @@ class ScriptedServer:
         requests: the query parameters of each scripted request, in order.
     """
 
-    def __init__(self, script: Script) -> None:
+    def __init__(self, script: Script, discovery: dict[str, Any] | None = None) -> None:
         self.script = script
+        self.discovery = DISCOVERY if discovery is None else discovery
         self.requests: list[dict[str, str]] = []
         self.url = ""
 
     async def _handle(self, stream: SocketStream) -> None:
         # A client may hang up at any point (that is what the tests provoke).
-        with contextlib.suppress(anyio.BrokenResourceError, anyio.ClosedResourceError, OSError):
+        with contextlib.suppress(
+            anyio.BrokenResourceError, anyio.ClosedResourceError, anyio.EndOfStream, OSError
+        ):
             await self._answer(stream)
 
     async def _answer(self, stream: SocketStream) -> None:
@@ -98,8 +101,8 @@ class ScriptedServer:
                 head += data
             target = head.split(b" ", 2)[1].decode()
             parts = urlsplit(target)
-            if parts.path in DISCOVERY:
-                body = json.dumps(DISCOVERY[parts.path]).encode()
+            if parts.path in self.discovery:
+                body = json.dumps(self.discovery[parts.path]).encode()
                 await stream.send(
                     b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nConnection: close\r\n"
                     b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body
@@ -127,9 +130,11 @@ class ScriptedServer:
 
 
 @asynccontextmanager
-async def scripted_server(script: Script) -> AsyncIterator[ScriptedServer]:
+async def scripted_server(
+    script: Script, discovery: dict[str, Any] | None = None
+) -> AsyncIterator[ScriptedServer]:
     """Run a ``ScriptedServer`` on 127.0.0.1 for the duration of the block."""
-    server = ScriptedServer(script)
+    server = ScriptedServer(script, discovery)
     listener = await anyio.create_tcp_listener(local_host="127.0.0.1")
     port = listener.extra(anyio.abc.SocketAttribute.local_port)
     server.url = f"http://127.0.0.1:{port}"
