@@ -7,6 +7,7 @@ answer. The streams get the session and a path resolver, never the client.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from contextlib import AbstractAsyncContextManager
 from typing import Any
@@ -402,13 +403,16 @@ class Client(Session):
         bookmarks: bool = False,
         inactivity_timeout: float = DEFAULT_INACTIVITY_TIMEOUT,
         max_object_size: int = DEFAULT_MAX_OBJECT_SIZE,
+        max_failures: float | None = None,
     ) -> Watch:
         """Watch a resource: an async iterator of ``WatchEvent(type, object)``.
 
         Bookmarks are always requested and used to resume; they are yielded
         only with ``bookmarks=True``. The watch resumes from the last
         resourceVersion after a dropped connection, a server timeout or
-        ``inactivity_timeout`` seconds without a byte, with jittered backoff.
+        ``inactivity_timeout`` seconds without a byte, with jittered backoff
+        (the client's retry policy, capped at 30 s or more). A stream that
+        ends less than a second after it opened counts as a failure.
         Without ``resource_version`` the server first sends ADDED events for
         the current objects, then a BOOKMARK annotated
         ``k8s.io/initial-events-end``.
@@ -420,13 +424,17 @@ class Client(Session):
             inactivity_timeout: seconds of silence after which the connection
                 counts as dead.
             max_object_size: the largest event accepted, in bytes.
+            max_failures: failures in a row (refused or dropped connections,
+                5xx, streams ended at once) before giving up; ``None``: the
+                client's ``retries``; ``math.inf``: never.
 
         Raises:
             GoneError: the resourceVersion is too old (HTTP 410, or an ERROR
                 event with code 410): list again.
             UnknownResourceError: the spelling matches nothing the server serves.
-            TransportError: reconnecting failed more often than the client's
-                ``retries`` in a row.
+            TransportError: reconnecting failed more often than
+                ``max_failures`` in a row.
+            AsyncpodError: the client was closed under the watch.
         """
         watch = Watch(
             self,
@@ -438,6 +446,7 @@ class Client(Session):
             bookmarks=bookmarks,
             inactivity_timeout=inactivity_timeout,
             max_object_size=max_object_size,
+            max_failures=max_failures,
         )
         self.track(watch)
         return watch
@@ -451,10 +460,13 @@ class Client(Session):
         field_selector: str | None = None,
         chunk_size: int | None = DEFAULT_CHUNK_SIZE,
         inactivity_timeout: float = DEFAULT_INACTIVITY_TIMEOUT,
+        max_failures: float = math.inf,
     ) -> Informer:
         """A local cache of a resource, kept current, and the stream of its changes.
 
-        See :class:`asyncpod.Informer`.
+        See :class:`asyncpod.Informer`. ``max_failures`` bounds the watch's
+        failures in a row (``math.inf``, the default: never give up on an API
+        server that is away).
         """
         informer = Informer(
             self,
@@ -463,6 +475,7 @@ class Client(Session):
             field_selector=field_selector,
             chunk_size=chunk_size,
             inactivity_timeout=inactivity_timeout,
+            max_failures=max_failures,
         )
         self.track(informer)
         return informer

@@ -102,10 +102,11 @@ class WatchReconnectEvent:
         path: the watched collection's path.
         resource_version: where the watch resumes.
         reason: why it reconnects: ``"server timeout"`` (the server ended the
-            stream), ``"connection dropped"``, ``"inactivity"`` (no byte for
-            the inactivity limit), ``"empty stream"``, ``"connect failed"``,
-            ``"no answer"``, or ``"HTTP 503"`` (an error status or ERROR event).
-        attempt: consecutive reconnects without data in between (1 for the first).
+            stream), ``"stream ended early"`` (less than a second after it
+            opened), ``"connection dropped"``, ``"inactivity"`` (no byte for
+            the inactivity limit), ``"connect failed"``, ``"no answer"``, or
+            ``"HTTP 503"`` (an error status or ERROR event).
+        attempt: failures in a row (1 after a stream that ended normally).
         delay: seconds waited before reconnecting.
     """
 

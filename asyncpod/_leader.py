@@ -362,7 +362,9 @@ class LeaderElection:
         is released too.
         """
         try:
-            with anyio.move_on_after(self.retry_period):
+            # As long as a renewal may take: a release cut short leaves the
+            # others waiting a whole lease duration.
+            with anyio.move_on_after(self.renew_deadline):
                 lease = self._lease
                 if lease is None or self._observed is None:
                     fetched = await self._session.get_json(self._path)

@@ -88,6 +88,8 @@ class TransportTestServer:
         self.ports: dict[str, int] = {}
         self.unix_path = str(folder / "server.sock")
         self.slow_waiting = 0
+        # Connections closed as idle by ``close_idle`` (the close has been started).
+        self.idle_closed = 0
 
     # lifecycle
 
@@ -224,6 +226,9 @@ class TransportTestServer:
                 drop_next = True
             if "close_idle" in query:
                 await asyncio.sleep(0.01)
+                writer.close()
+                with self.lock:
+                    self.idle_closed += 1
                 return
             conn.start_next_cycle()
 

@@ -300,24 +300,30 @@ async def test_idle_connection_closed_by_server_is_replaced(
 ) -> None:
     """After the server closes an idle connection, the next request succeeds on a new one."""
     marker = tag()
+    closed = server.idle_closed
     await get(transport, f"/echo?tag={marker}&close_idle=1")
-    # The server closes it 10 ms after answering.
-    await anyio.sleep(0.1)
+    # The server closes it 10 ms after answering; under load that can take
+    # longer, so wait for the close itself rather than a fixed time.
+    assert await eventually(lambda: server.idle_closed > closed)
+    await anyio.sleep(0.05)
     response = await get(transport, f"/echo?tag={marker}")
     assert response.status == 200
     assert len({r.connection for r in server.records(marker)}) == 2
 
 
-async def test_get_on_connection_dropped_at_reuse_is_retried(
+async def test_get_on_connection_dropped_at_reuse_is_not_replayed_by_the_engine(
     transport: Transport, server: TransportTestServer
 ) -> None:
-    """A GET whose reused connection closes before any answer is retried once, on a new one."""
+    """The engine sends a GET once: retrying it is the RetryPolicy's job, not a hidden loop."""
     marker = tag()
     await get(transport, f"/echo?tag={marker}&drop_next=1")
-    response = await get(transport, f"/echo?tag={marker}")
-    assert response.status == 200
+    with pytest.raises(TransportError) as caught:
+        await get(transport, f"/echo?tag={marker}")
+    assert caught.value.sent
+    assert len(server.records(marker)) == 2
+    # The next request gets its own connection and its answer.
+    assert (await get(transport, f"/echo?tag={marker}")).status == 200
     records = server.records(marker)
-    assert len(records) == 3
     assert records[1].connection == records[0].connection != records[2].connection
 
 
@@ -583,14 +589,15 @@ async def test_cancelling_inflight_requests_leaks_no_connection(
     """Cancelling 200 in-flight requests closes every connection they held."""
     listener = LISTENER[route]
     assert await eventually(lambda: server.open_connections(listener) == 0)
-    transport = make_transport(endpoint_for(route, server, ca))
+    # 200 TLS handshakes can take long on a loaded machine: generous limits.
+    transport = make_transport(endpoint_for(route, server, ca), connect_timeout=60)
     async with anyio.create_task_group() as tg:
         for _ in range(200):
             tg.start_soon(get, transport, "/slow")
-        assert await eventually(lambda: server.slow_waiting >= 100)
+        assert await eventually(lambda: server.slow_waiting >= 100, limit=60)
         tg.cancel_scope.cancel()
     # The connections close because of the cancellation, before aclose().
-    assert await eventually(lambda: server.open_connections(listener) == 0)
+    assert await eventually(lambda: server.open_connections(listener) == 0, limit=30)
     assert (await get(transport, "/status/200")).status == 200
     await transport.aclose()
     gc.collect()

@@ -24,7 +24,7 @@ from asyncpod import (
     TransportError,
     UnixEndpoint,
 )
-from asyncpod_transports._http11 import check_request
+from asyncpod_transports._http11 import INFLATE_PIECE, Inflater, check_request, inflater_for
 
 _CREDENTIAL_HEADERS = frozenset({"authorization", "proxy-authorization"})
 _ERRORS = (aiohttp.ClientError, asyncio.TimeoutError, OSError, ValueError)
@@ -63,21 +63,58 @@ def _describe(request: Request) -> str:
     return f"{request.method} {request.target.partition('?')[0]}"
 
 
+def _inflater_of(response: aiohttp.ClientResponse) -> Inflater | None:
+    """The decoder the answer's ``Content-Encoding`` asks for (see ``inflater_for``)."""
+    coding = response.headers.get("Content-Encoding")
+    if coding is None:
+        return None
+    raw = coding.encode("latin-1", "replace").lower()
+    return inflater_for([c.strip() for c in raw.split(b",")])
+
+
+async def _read_inflated(response: aiohttp.ClientResponse, inflater: Inflater) -> bytes:
+    """The next decoded piece of a compressed body (``INFLATE_PIECE`` at most); b"" at its end."""
+    while True:
+        if inflater.pending():
+            data = inflater.decode(b"", INFLATE_PIECE)
+            if data:
+                return data
+        raw = await response.content.readany()
+        if not raw:
+            inflater.finish()
+            return b""
+        data = inflater.decode(raw, INFLATE_PIECE)
+        if data:
+            return data
+
+
 class _AiohttpStream:
     """A streaming body read from an aiohttp response."""
 
-    __slots__ = ("_request", "_response")
+    __slots__ = ("_inflater", "_request", "_response")
 
-    def __init__(self, response: aiohttp.ClientResponse, request: Request) -> None:
+    def __init__(
+        self, response: aiohttp.ClientResponse, request: Request, inflater: Inflater | None
+    ) -> None:
         self._response: aiohttp.ClientResponse | None = response
         self._request = request
+        self._inflater = inflater
 
     async def receive(self) -> bytes:
         response = self._response
         if response is None:
             return b""
+        inflater = self._inflater
         try:
-            data = await response.content.readany()
+            if inflater is None:
+                data = await response.content.readany()
+            else:
+                data = await _read_inflated(response, inflater)
+        except ProtocolError as exc:
+            self._response = None
+            response.close()
+            msg = f"{_describe(self._request)}: {exc}"
+            raise ProtocolError(msg) from exc
         except _ERRORS as exc:
             self._response = None
             response.close()
@@ -179,10 +216,24 @@ class AiohttpTransport:
         self._session = aiohttp.ClientSession(
             connector=connector,
             timeout=aiohttp.ClientTimeout(total=None, sock_connect=connect_timeout),
-            auto_decompress=True,
+            # The body is decoded here, as in the anyio engine: aiohttp does
+            # not notice a gzip body cut short (it checks deflate only), and
+            # the codings asked for are exactly the ones decoded.
+            auto_decompress=False,
+            headers={"Accept-Encoding": "gzip, deflate"},
             trust_env=False,
             skip_auto_headers=("User-Agent",),
         )
+        # aiohttp re-sends GET, HEAD, OPTIONS, TRACE, PUT and DELETE once when
+        # the connection drops after the request was written (RFC 9112 section
+        # 9.3.1 allows it for idempotent methods). A PUT or DELETE that was
+        # applied must not be replayed, and reads are retried by the client's
+        # RetryPolicy, the one retry loop. aiohttp has no public switch: its
+        # own test client clears this attribute (aiohttp/test_utils.py), and
+        # tests/test_write_replay.py fails if that stops working. Versions
+        # without the attribute do not re-send.
+        if hasattr(self._session, "_retry_connection"):
+            self._session._retry_connection = False
 
     def __repr__(self) -> str:
         return f"AiohttpTransport({self.endpoint!r})"
@@ -231,21 +282,33 @@ class AiohttpTransport:
             raise _map_error(exc, _describe(request), sent=False) from exc
         except _ERRORS as exc:
             raise _map_error(exc, _describe(request), sent=True) from exc
+        try:
+            inflater = _inflater_of(response)
+        except ProtocolError as exc:
+            response.close()
+            msg = f"{_describe(request)}: {exc}"
+            raise ProtocolError(msg) from exc
         if request.stream:
             return Response(
                 status=response.status,
                 headers=response.headers,
-                stream=_AiohttpStream(response, request),
+                stream=_AiohttpStream(response, request, inflater),
                 reason=response.reason or "",
             )
         try:
-            if self._max_size is None:
+            if inflater is not None:
+                content = await _read_decoded(response, inflater, self._max_size, request)
+            elif self._max_size is None:
                 content = await response.read()
             else:
                 content = await _read_limited(response, self._max_size, _describe(request))
         except ResponseTooLargeError:
             response.close()
             raise
+        except ProtocolError as exc:
+            response.close()
+            msg = f"{_describe(request)}: {exc}"
+            raise ProtocolError(msg) from exc
         except _ERRORS as exc:
             response.close()
             raise _map_error(exc, _describe(request), sent=True) from exc
@@ -285,3 +348,23 @@ async def _read_limited(response: aiohttp.ClientResponse, limit: int, what: str)
             raise ResponseTooLargeError(msg)
         chunks.append(chunk)
     return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+
+async def _read_decoded(
+    response: aiohttp.ClientResponse, inflater: Inflater, limit: int | None, request: Request
+) -> bytes:
+    """The decoded body, unless it decodes to more than ``limit`` bytes.
+
+    The size is checked after each bounded piece: a gzip bomb fails after
+    ``limit`` bytes of work, not after inflating all of it.
+    """
+    pieces: list[bytes] = []
+    size = 0
+    while piece := await _read_inflated(response, inflater):
+        size += len(piece)
+        if limit is not None and size > limit:
+            what = _describe(request)
+            msg = f"{what}: the decoded answer is more than the limit of {limit} bytes"
+            raise ResponseTooLargeError(msg)
+        pieces.append(piece)
+    return b"".join(pieces)

@@ -30,7 +30,7 @@ from asyncpod import (
     TransportError,
     UnixEndpoint,
 )
-from asyncpod_transports._http11 import IDEMPOTENT_METHODS, Exchange, request_head
+from asyncpod_transports._http11 import INFLATE_PIECE, Exchange, request_head
 
 # asyncio's selector transports read at most 256 KiB at a time; asking for as
 # much keeps large bodies to few reads.
@@ -50,13 +50,11 @@ def _describe(request: Request) -> str:
 class _Connection:
     """One socket (maybe TLS-wrapped) and the parser of its responses."""
 
-    __slots__ = ("exchange", "received", "reused", "sock", "stream")
+    __slots__ = ("exchange", "sock", "stream")
 
     def __init__(self, stream: anyio.abc.ByteStream) -> None:
         self.stream = stream
         self.exchange = Exchange()
-        self.reused = False
-        self.received = False
         sock = stream.extra(anyio.abc.SocketAttribute.raw_socket, None)  # noqa: S610 - anyio
         if sock is not None and type(sock) is not socket.socket:
             # asyncio hands out a TransportSocket wrapper, which cannot recv().
@@ -99,10 +97,6 @@ def _peek_open(sock: socket.socket) -> bool:
         return False
     # EOF, or bytes nobody asked for: either way the connection is unusable.
     return False
-
-
-class _StaleConnection(Exception):
-    """A reused connection turned out to be closed before the server answered."""
 
 
 def _raise_mapped(exc: BaseException, request: Request, *, sent: bool) -> NoReturn:
@@ -149,8 +143,12 @@ class _Body:
             return b""
         exchange = conn.exchange
         while True:
-            data = exchange.take_body()
-            if exchange.complete:
+            try:
+                data = exchange.take_body()
+            except ProtocolError:
+                await self._abandon()
+                raise
+            if exchange.drained:
                 # Hand the connection back as soon as the body has ended.
                 self._conn = None
                 await self._transport._release(conn)
@@ -270,13 +268,7 @@ class AnyioTransport:
         conn: _Connection | None = None
         try:
             conn = await self._checkout(request)
-            try:
-                await self._roundtrip(conn, request, head, body)
-            except _StaleConnection:
-                await self._discard(conn, release_slot=False)
-                conn = None
-                conn = await self._connect(request)
-                await self._roundtrip(conn, request, head, body)
+            content = await self._roundtrip(conn, request, head, body)
             exchange = conn.exchange
             if request.stream:
                 return Response(
@@ -288,7 +280,7 @@ class AnyioTransport:
             response = Response(
                 status=exchange.status,
                 headers=exchange.headers(),
-                content=exchange.take_body(),
+                content=content,
                 reason=exchange.reason.decode("latin-1"),
             )
         except BaseException:
@@ -380,22 +372,18 @@ class AnyioTransport:
 
     async def _roundtrip(
         self, conn: _Connection, request: Request, head: bytes, body: bytes | None
-    ) -> None:
-        """Write the request and read the head (and, unless streaming, the body)."""
+    ) -> bytes:
+        """Write the request, read the head and, unless streaming, return the body."""
         stream = conn.stream
         exchange = conn.exchange
         exchange.start(request.method)
-        conn.received = False
-        written = False
         try:
             await stream.send(head)
             if body is not None:
                 await stream.send(body)
-            written = True
             received = 0
             while not exchange.head_complete:
                 data = await stream.receive(_RECEIVE_SIZE)
-                conn.received = True
                 exchange.feed(data)
                 received += len(data)
                 if received > MAX_HEAD_SIZE and not exchange.head_complete:
@@ -404,41 +392,40 @@ class AnyioTransport:
                         f"{MAX_HEAD_SIZE} bytes"
                     )
                     raise ProtocolError(msg)
-            if not request.stream:
-                limit = self._max_size
+            exchange.start_body()
+            if request.stream:
+                return b""
+            limit = self._max_size
+            if limit is not None:
+                _check_length(exchange, limit, request)
+            if exchange.inflater is not None:
+                return await _read_inflated(stream, exchange, limit, request)
+            while not exchange.complete:
+                try:
+                    data = await stream.receive(_RECEIVE_SIZE)
+                except anyio.EndOfStream as exc:
+                    if exchange.eof():
+                        break
+                    msg = f"{_describe(request)}: the server closed the connection mid-body"
+                    raise ProtocolError(msg) from exc
+                exchange.feed(data)
                 if limit is not None:
-                    _check_length(exchange, limit, request)
-                while not exchange.complete:
-                    try:
-                        data = await stream.receive(_RECEIVE_SIZE)
-                    except anyio.EndOfStream as exc:
-                        if exchange.eof():
-                            break
-                        msg = f"{_describe(request)}: the server closed the connection mid-body"
-                        raise ProtocolError(msg) from exc
-                    exchange.feed(data)
-                    if limit is not None:
-                        received += len(data)
-                        if received > limit:
-                            _check_size(exchange, limit, request)
+                    received += len(data)
+                    if received > limit:
+                        _check_size(exchange, limit, request)
+            return exchange.take_body()
         except (*_STREAM_ERRORS, ssl.SSLError) as exc:
-            if (
-                conn.reused
-                and not conn.received
-                and (not written or request.method in IDEMPOTENT_METHODS)
-                and isinstance(exc, anyio.EndOfStream | anyio.BrokenResourceError | ConnectionError)
-            ):
-                # The server closed an idle keep-alive connection just as we
-                # reused it: nothing of ours was processed, so one retry on a
-                # fresh connection is safe. A request that may have been read
-                # and is not idempotent is not replayed.
-                raise _StaleConnection from exc
+            # Never replayed here, not even on a reused keep-alive connection
+            # that gave no byte back: the whole request may have been read and
+            # applied (a PUT or DELETE too). Whether to try again is the
+            # RetryPolicy's decision (reads only), the one retry loop. A
+            # connection the server had closed before we wrote is caught by
+            # the peek in _checkout, before anything is sent.
             _raise_mapped(exc, request, sent=True)
 
     async def _release(self, conn: _Connection) -> None:
         """Return a connection whose response is complete, and free its slot."""
         if conn.exchange.keep_alive and not self._closed:
-            conn.reused = True
             self._idle.append(conn)
             self._slots.release()
         else:
@@ -486,3 +473,35 @@ def _check_size(exchange: Exchange, limit: int, request: Request) -> None:
     if sum(map(len, exchange.body)) > limit:
         msg = f"{_describe(request)}: the answer is more than the limit of {limit} bytes"
         raise ResponseTooLargeError(msg)
+
+
+async def _read_inflated(
+    stream: anyio.abc.ByteStream, exchange: Exchange, limit: int | None, request: Request
+) -> bytes:
+    """The decoded body of a compressed answer, unless it decodes to more than ``limit`` bytes.
+
+    The size is checked after each bounded piece: a gzip bomb fails after
+    ``limit`` bytes of work, not after inflating all of it.
+    """
+    pieces: list[bytes] = []
+    size = 0
+    while True:
+        piece = exchange.take_body(INFLATE_PIECE)
+        if piece:
+            size += len(piece)
+            if limit is not None and size > limit:
+                what = _describe(request)
+                msg = f"{what}: the decoded answer is more than the limit of {limit} bytes"
+                raise ResponseTooLargeError(msg)
+            pieces.append(piece)
+            continue
+        if exchange.drained:
+            return b"".join(pieces)
+        try:
+            data = await stream.receive(_RECEIVE_SIZE)
+        except anyio.EndOfStream as exc:
+            if exchange.eof():
+                continue
+            msg = f"{_describe(request)}: the server closed the connection mid-body"
+            raise ProtocolError(msg) from exc
+        exchange.feed(data)

@@ -8,15 +8,22 @@ statuses.
 
 from __future__ import annotations
 
+import zlib
 from collections.abc import Iterator, Mapping
 
 import httptools
 
 from asyncpod import Headers, ProtocolError, Request
 
-# Methods that RFC 9110 section 9.2.2 calls idempotent: replaying one of them on
-# a fresh connection cannot change the result.
-IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"})
+# The most decoded bytes one take of a compressed body yields: a gzip bomb
+# (1 GB of zeros is 1 MB on the wire) inflates a bounded piece at a time.
+INFLATE_PIECE = 1 << 18
+# zlib's window bits for "a zlib or a gzip header, detected" (zlib's inflateInit2).
+_AUTO_HEADER = 32 + zlib.MAX_WBITS
+# Concatenated gzip members are valid (RFC 1952 section 2.2); a body of
+# thousands of empty ones only burns CPU. aiohttp stops at the same count.
+MAX_MEMBERS = 1024
+_CODINGS = {b"gzip": "gzip", b"x-gzip": "gzip", b"deflate": "deflate"}
 _METHODS_WITH_BODY = frozenset({"POST", "PUT", "PATCH"})
 _FORBIDDEN = ("\r", "\n", "\0")
 _CREDENTIAL_HEADERS = frozenset({"authorization", "proxy-authorization"})
@@ -94,6 +101,90 @@ def check_request(request: Request) -> None:
         check_field(value, f"header {name!r}")
 
 
+def inflater_for(codings: list[bytes]) -> Inflater | None:
+    """The decoder of a body with these ``Content-Encoding`` codings (lower case), if any.
+
+    Raises:
+        ProtocolError: a coding other than gzip, deflate and identity, or more
+            than one coding.
+    """
+    applied = [c for c in codings if c and c != b"identity"]
+    if not applied:
+        return None
+    if len(applied) > 1 or applied[0] not in _CODINGS:
+        shown = b", ".join(codings).decode("latin-1")[:100]
+        msg = f"the answer's body has Content-Encoding {shown!r}, which cannot be decoded"
+        raise ProtocolError(msg)
+    return Inflater()
+
+
+class Inflater:
+    """Decodes a gzip or deflate body, never more than asked for at a time.
+
+    zlib's ``max_length`` keeps the rest of the input as ``unconsumed_tail``,
+    so memory stays bounded by one read plus one piece, whatever the ratio.
+    """
+
+    __slots__ = ("_members", "_more", "_tail", "_zlib", "started")
+
+    def __init__(self) -> None:
+        self._zlib = zlib.decompressobj(_AUTO_HEADER)
+        self._tail = b""
+        # zlib may hold decoded output back when it stopped at max_length.
+        self._more = False
+        self._members = 1
+        self.started = False
+
+    def pending(self) -> bool:
+        """Whether decoded bytes may still come without more input."""
+        return self._more or bool(self._tail)
+
+    def decode(self, data: bytes, max_size: int) -> bytes:
+        """At most ``max_size`` decoded bytes of the input kept so far and ``data``.
+
+        Raises:
+            ProtocolError: the body is not valid gzip or deflate data.
+        """
+        if data:
+            self.started = True
+        buffer = self._tail + data if self._tail else data
+        pieces: list[bytes] = []
+        size = 0
+        while size < max_size and (buffer or self._more):
+            inflater = self._zlib
+            if inflater.eof:
+                # Another gzip member follows the one that ended.
+                self._members += 1
+                if self._members > MAX_MEMBERS:
+                    msg = f"the answer's body has more than {MAX_MEMBERS} gzip members"
+                    raise ProtocolError(msg)
+                inflater = self._zlib = zlib.decompressobj(_AUTO_HEADER)
+            want = max_size - size
+            try:
+                piece = inflater.decompress(buffer, want)
+            except zlib.error as exc:
+                msg = f"the answer's compressed body is corrupt: {exc}"
+                raise ProtocolError(msg) from exc
+            self._more = len(piece) == want
+            size += len(piece)
+            pieces.append(piece)
+            buffer = inflater.unused_data if inflater.eof else inflater.unconsumed_tail
+            if inflater.eof:
+                self._more = False
+        self._tail = buffer
+        return pieces[0] if len(pieces) == 1 else b"".join(pieces)
+
+    def finish(self) -> None:
+        """Check, once the body has ended, that the compressed data ended too.
+
+        Raises:
+            ProtocolError: the compressed data was cut short.
+        """
+        if self.started and not self._zlib.eof:
+            msg = "the answer's compressed body ends before its compressed data does"
+            raise ProtocolError(msg)
+
+
 class LazyHeaders(Mapping[str, str]):
     """Response headers that are decoded only if someone looks at them.
 
@@ -131,6 +222,10 @@ class LazyHeaders(Mapping[str, str]):
         return repr(self._headers())
 
 
+class _UnaskedResponseError(Exception):
+    """Raised inside the parser to stop it at a response nobody asked for."""
+
+
 class Exchange:
     """The parser state of the responses read on one connection.
 
@@ -140,11 +235,14 @@ class Exchange:
     """
 
     __slots__ = (
+        "_coding",
         "_head_only",
         "_parser",
+        "_unasked",
         "body",
         "complete",
         "head_complete",
+        "inflater",
         "keep_alive",
         "raw_headers",
         "reason",
@@ -161,6 +259,9 @@ class Exchange:
         self.head_complete = False
         self.complete = False
         self.keep_alive = False
+        self.inflater: Inflater | None = None
+        self._coding: list[bytes] = []
+        self._unasked = False
 
     def start(self, method: str) -> None:
         """Prepare for the response to a request sent with ``method``."""
@@ -174,6 +275,9 @@ class Exchange:
         self.reason = b""
         self.head_complete = False
         self.complete = False
+        self.inflater = None
+        if self._coding:
+            self._coding = []
 
     def feed(self, data: bytes) -> None:
         """Parse bytes read from the socket.
@@ -185,8 +289,9 @@ class Exchange:
             self._parser.feed_data(data)
         except httptools.HttpParserError as exc:
             if self.complete:
-                # Bytes after a complete response: the answer stands, the
-                # connection does not.
+                # Bytes after a complete response (a second response nobody
+                # asked for, garbage): the answer stands, the connection does
+                # not. on_message_begin stopped the parser there.
                 self.keep_alive = False
                 return
             msg = f"the server's answer is not valid HTTP/1.1: {exc}"
@@ -213,21 +318,65 @@ class Exchange:
         """The response headers, decoded when first looked at."""
         return LazyHeaders(self.raw_headers)
 
-    def take_body(self) -> bytes:
-        """The body bytes parsed so far, removed from the buffer."""
+    def start_body(self) -> None:
+        """Prepare to decode the body as its ``Content-Encoding`` says (call after the head).
+
+        Raises:
+            ProtocolError: the body is encoded in a way this engine cannot decode.
+        """
+        if self._coding:
+            self.inflater = inflater_for(self._coding)
+
+    @property
+    def drained(self) -> bool:
+        """The body has ended and every byte of it was taken."""
+        if not self.complete or self.body:
+            return False
+        inflater = self.inflater
+        return inflater is None or not inflater.pending()
+
+    def take_body(self, max_size: int = INFLATE_PIECE) -> bytes:
+        """The body bytes parsed so far, removed from the buffer.
+
+        A compressed body is decoded here, at most ``max_size`` bytes at a
+        time; without a ``Content-Encoding`` every buffered byte is returned.
+
+        Raises:
+            ProtocolError: the compressed body is corrupt or cut short.
+        """
         body = self.body
-        if not body:
-            return b""
-        self.body = []
-        return body[0] if len(body) == 1 else b"".join(body)
+        inflater = self.inflater
+        if inflater is None:
+            if not body:
+                return b""
+            self.body = []
+            return body[0] if len(body) == 1 else b"".join(body)
+        raw = b""
+        if body:
+            self.body = []
+            raw = body[0] if len(body) == 1 else b"".join(body)
+        data = inflater.decode(raw, max_size)
+        if self.complete and not inflater.pending():
+            inflater.finish()
+        return data
 
     # httptools callbacks
+
+    def on_message_begin(self) -> None:
+        if self.complete:
+            # A second response in bytes read for the first: nobody asked for
+            # it. Reading it as part of the first (or as the answer to the next
+            # request) would desynchronise the connection; stop the parser.
+            msg = "a response that was not asked for"
+            raise _UnaskedResponseError(msg)
 
     def on_status(self, reason: bytes) -> None:
         self.reason += reason
 
     def on_header(self, name: bytes, value: bytes) -> None:
         self.raw_headers.append((name, value))
+        if len(name) == 16 and name.lower() == b"content-encoding":
+            self._coding.extend(c.strip().lower() for c in value.split(b","))
 
     def on_headers_complete(self) -> None:
         status = self._parser.get_status_code()
@@ -235,6 +384,7 @@ class Exchange:
             # An interim answer (103 Early Hints): the final one follows.
             self.raw_headers = []
             self.reason = b""
+            self._coding = []
             return
         self.status = status
         self.head_complete = True
