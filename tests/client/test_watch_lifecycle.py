@@ -13,8 +13,8 @@ import asyncpod
 from asyncpod import AsyncpodError, WatchEvent, WatchReconnectEvent
 from asyncpod._watch_state import INITIAL_EVENTS_END
 from asyncpod.testing import Sandbox
-from tests._k8s import client, new_namespace
-from tests._scripted import DROP, END, Step, event, scripted_server
+from tests.helpers.clients import make_client, new_namespace
+from tests.servers.scripted import DROP, END, Step, event, scripted_server
 
 pytestmark = pytest.mark.anyio
 
@@ -53,7 +53,7 @@ async def test_an_early_drop_reports_deletions_and_changes(anyio_backend: str) -
         ]
 
     answered: list[dict[str, str]] = []
-    async with scripted_server(script) as server, client(server.url, anyio_backend) as k8s:
+    async with scripted_server(script) as server, make_client(server.url) as k8s:
         view: dict[str, str | None] = {}
         seen: list[tuple[str, str]] = []
         with anyio.fail_after(10):
@@ -106,7 +106,7 @@ async def test_a_server_that_ends_watches_at_once_gets_few_requests(
             reconnects.append(e)
 
     async with scripted_server(script) as server:
-        async with client(server.url, anyio_backend, on_event=on_event) as k8s:
+        async with make_client(server.url, on_event=on_event) as k8s:
             watch = k8s.watch("configmaps", resource_version="5", max_failures=math.inf)
             async with watch:
                 with anyio.move_on_after(3.0):
@@ -131,7 +131,7 @@ async def test_an_informer_outlives_an_api_server_restart(anyio_backend: str) ->
     sandbox = Sandbox()
     sandbox.start()
     try:
-        async with client(sandbox.proxy_url, anyio_backend, on_event=on_event) as k8s:
+        async with make_client(sandbox.proxy_url, on_event=on_event) as k8s:
             ns = await new_namespace(k8s)
             await k8s.create("configmaps", {"metadata": {"name": "before"}}, namespace=ns)
             changes: list[asyncpod.Change] = []
@@ -184,7 +184,7 @@ async def test_closing_a_watch_from_another_task_ends_the_iteration(
     anyio_backend: str, script: Any, waiting: str
 ) -> None:
     """aclose() from another task ends an iteration waiting for data or for its backoff."""
-    async with scripted_server(script) as server, client(server.url, anyio_backend) as k8s:
+    async with scripted_server(script) as server, make_client(server.url) as k8s:
         watch = k8s.watch("configmaps", resource_version="5", max_failures=math.inf)
         got: list[WatchEvent] = []
         finished = anyio.Event()
@@ -214,7 +214,7 @@ async def test_closing_an_informer_from_another_task_ends_the_iteration(
     sandbox: Any, anyio_backend: str
 ) -> None:
     """informer.aclose() from another task ends its consumer; the watch is released."""
-    async with client(sandbox.proxy_url, anyio_backend) as k8s:
+    async with make_client(sandbox.proxy_url) as k8s:
         ns = await new_namespace(k8s)
         informer = k8s.informer("configmaps", namespace=ns)
         changes: list[asyncpod.Change] = []
@@ -242,7 +242,7 @@ async def test_closing_the_client_under_an_open_watch_raises_in_the_iterating_ta
 ) -> None:
     """Closing the client makes the task iterating a watch raise AsyncpodError, at once."""
     async with scripted_server(_hang_after_one) as server:
-        async with client(server.url, anyio_backend) as k8s:
+        async with make_client(server.url) as k8s:
             watch = k8s.watch("configmaps", resource_version="5")
             errors: list[BaseException] = []
 

@@ -14,7 +14,7 @@ import pytest
 
 import asyncpod
 from asyncpod import TransportError
-from tests._rawserver import Reply, Seen, answer, raw_server
+from tests.servers.raw import Reply, Seen, answer, raw_server
 
 pytestmark = pytest.mark.anyio
 

@@ -22,8 +22,8 @@ import pytest
 
 import asyncpod
 from asyncpod import AsyncpodError, ProtocolError, ResponseTooLargeError
-from tests._rawserver import Reply, Seen, answer, chunked, raw_server
-from tests._scripted import DISCOVERY
+from tests.servers.raw import Reply, Seen, answer, chunked, raw_server
+from tests.servers.scripted import DISCOVERY
 
 pytestmark = pytest.mark.anyio
 

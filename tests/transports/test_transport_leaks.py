@@ -25,7 +25,7 @@ from asyncpod_transports import create_transport
 
 import asyncpod
 from asyncpod import HTTPSEndpoint, ProxyEndpoint, Request, StaticTLS, Transport
-from tests._rawserver import RawServer, Reply, Seen, answer, raw_server
+from tests.servers.raw import RawServer, Reply, Seen, answer, raw_server
 
 pytestmark = pytest.mark.anyio
 
