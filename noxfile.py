@@ -15,6 +15,13 @@ def tests(session: nox.Session) -> None:
     session.run("pytest", *session.posargs)
 
 
+@nox.session(name="tests-shuffled")
+def tests_shuffled(session: nox.Session) -> None:
+    """The test suite in a random order (seed printed), as CI's second run."""
+    session.install("-e", ".[dev]")
+    session.run("pytest", "--random-order", *session.posargs)
+
+
 @nox.session(name="tests-no-orjson")
 def tests_no_orjson(session: nox.Session) -> None:
     """The test suite with the standard library's JSON decoder."""

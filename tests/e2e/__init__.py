@@ -1,0 +1,1 @@
+"""The command line, the demo, the examples, the deploy manifests and the public contract."""

@@ -1,0 +1,1 @@
+"""The embedded sandbox API server itself."""

@@ -1,0 +1,1 @@
+"""Fake and test servers the suite runs against on loopback."""

@@ -1,0 +1,1 @@
+"""The transport engines: TLS, kubectl proxy conformance, hostile servers."""

@@ -1,0 +1,1 @@
+"""Tests without sockets: pure functions, sans-IO decoders, policies and config files."""
