@@ -357,35 +357,38 @@ class LeaderElection:
     async def release(self) -> bool:
         """Give the Lease up if this candidate holds it (client-go's ReleaseOnCancel).
 
-        When the outcome of the last write is unknown (it was cancelled while
-        in flight), the Lease is read first: a write that reached the server
-        is released too.
+        The Lease is read first, not taken from memory: the outcome of the
+        last write may be unknown (cancelled in flight), and a write that
+        reached the server must be released too. A conflict (the Lease changed
+        between the read and the write) is read again.
         """
         try:
             # As long as a renewal may take: a release cut short leaves the
             # others waiting a whole lease duration.
             with anyio.move_on_after(self.renew_deadline):
-                lease = self._lease
-                if lease is None or self._observed is None:
-                    fetched = await self._session.get_json(self._path)
-                    lease = fetched if isinstance(fetched, dict) else None
-                    if lease is None:
+                for _ in range(3):
+                    try:
+                        lease = await self._session.get_json(self._path)
+                    except NotFoundError:
+                        return False
+                    if not isinstance(lease, dict):
                         return False
                     record = LeaseRecord.from_lease(lease)
-                else:
-                    record = self._observed
-                if record.holder != self.identity:
-                    return False
-                now = _micro_time()
-                released = evolve(
-                    record, holder="", lease_duration=1, acquire_time=now, renew_time=now
-                )
-                body = {**lease, "spec": {**(lease.get("spec") or {}), **released.to_spec()}}
-                await self._session.request("PUT", self._path, json=body)
-                self._lease = None
-                self._observed = released
-                self.is_leader = False
-                return True
+                    if record.holder != self.identity:
+                        return False
+                    now = _micro_time()
+                    released = evolve(
+                        record, holder="", lease_duration=1, acquire_time=now, renew_time=now
+                    )
+                    spec = {**(lease.get("spec") or {}), **released.to_spec()}
+                    try:
+                        await self._session.request("PUT", self._path, json={**lease, "spec": spec})
+                    except ConflictError:
+                        continue
+                    self._lease = None
+                    self._observed = released
+                    self.is_leader = False
+                    return True
         except AsyncpodError as exc:
             logger.info("releasing %s/%s failed: %s", self.namespace, self.name, exc)
         return False

@@ -12,10 +12,16 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, settings
 
 from tests.helpers.clients import ClientFactory
 from tests.helpers.clients import make_client as _make_client
 from tests.servers.fault import FaultServer
+
+# Property tests must not fail because a busy machine slowed them down: no
+# deadline per example, and no health check on generation speed.
+settings.register_profile("asyncpod", deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile("asyncpod")
 
 # trio is part of the dev extra: every async test runs on both loops.
 BACKENDS = ["asyncio", "trio"]

@@ -12,7 +12,7 @@ import pytest
 
 import asyncpod
 from asyncpod.testing import PodEnvironment, Sandbox
-from tests.sandbox_helpers import eventually
+from tests.helpers.sandbox import eventually
 
 pytestmark = pytest.mark.anyio
 
