@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import itertools
 import os
 import shutil
@@ -72,6 +73,9 @@ class Sandbox:
             (default: a temporary folder removed by ``close()``).
         root_ca_configmap: create ``kube-root-ca.crt`` in each namespace, as a
             real cluster does.
+        port: the HTTPS listener's port (0: a free one).
+        proxy_port: the plain HTTP listener's port (0: a free one).
+        unix_socket: the Unix socket's path (default: ``proxy.sock`` in ``directory``).
     """
 
     def __init__(
@@ -84,6 +88,9 @@ class Sandbox:
         token_lifetime: float = 3600.0,
         directory: str | os.PathLike[str] | None = None,
         root_ca_configmap: bool = True,
+        port: int = 0,
+        proxy_port: int = 0,
+        unix_socket: str | os.PathLike[str] | None = None,
     ) -> None:
         self.bookmark_interval = bookmark_interval
         self.bookmark_lead = bookmark_lead
@@ -116,11 +123,11 @@ class Sandbox:
         self._thread: threading.Thread | None = None
         self._runners: list[web.BaseRunner] = []
         self._pod_count = 0
-        self.port = 0
-        self.proxy_port = 0
+        self.port = port
+        self.proxy_port = proxy_port
         self.ca_file = self.directory / "ca.crt"
         self.ca_file.write_bytes(self._pki.ca_pem)
-        self.unix_socket = str(self.directory / "proxy.sock")
+        self.unix_socket = str(unix_socket or self.directory / "proxy.sock")
         self.kubeconfig = self.directory / "kubeconfig"
         self._server_cert = self.directory / "server.crt"
         self._server_key = self.directory / "server.key"
@@ -177,6 +184,7 @@ class Sandbox:
             return self
         if not self.port:
             self.port = _free_port()
+        if not self.proxy_port:
             self.proxy_port = _free_port()
         self._stopping = False
         if os.path.exists(self.unix_socket):
@@ -263,6 +271,9 @@ class Sandbox:
     def close(self) -> None:
         """Stop and remove the sandbox's files (when it made its own folder)."""
         self.stop()
+        # aiohttp leaves the socket file; one outside our folder would outlive us.
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self.unix_socket)
         if self._owns_directory:
             shutil.rmtree(self.directory, ignore_errors=True)
 
