@@ -70,7 +70,7 @@ class Handler:
         if err.status == 403:
             headers["X-Content-Type-Options"] = "nosniff"
         headers.update(err.headers)
-        return web.Response(status=err.status, body=_json.dumps(err.body), headers=headers)
+        return web.Response(status=err.status, body=_json.dumps(err.body) + b"\n", headers=headers)
 
     def _not_found_text(self, audit_id: str, user: User | None) -> web.Response:
         """Imitates the plain-text 404 of a path outside the resource API."""
@@ -274,9 +274,7 @@ class Handler:
         """A JSON document at a non-resource path; anonymous users only reach the public ones."""
         if user is ANONYMOUS and path not in PUBLIC_PATHS:
             raise _status.forbidden_path(user.name, method.lower(), path)
-        return web.Response(
-            status=200, body=_json.dumps(body), headers=self._headers(audit_id, user, JSON)
-        )
+        return _answer(_json.dumps(body), self._headers(audit_id, user, JSON))
 
     def _non_resource(self, method: str, path: str, user: User, audit_id: str) -> web.Response:
         """Imitates the non-resource paths: version, health, OIDC discovery, OpenAPI v3."""
@@ -409,7 +407,8 @@ class Handler:
 
 
 def _answer(body: bytes, headers: dict[str, str], status: int = 200) -> web.Response:
-    return web.Response(status=status, body=body, headers=headers)
+    # The API server's JSON encoder ends every document with a newline.
+    return web.Response(status=status, body=body + b"\n", headers=headers)
 
 
 async def _read_body(request: web.BaseRequest, *, empty_ok: bool = False) -> Any:
