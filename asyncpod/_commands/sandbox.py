@@ -126,20 +126,29 @@ def export_lines(sb: Sandbox, kubeconfig: Path, sa_dir: Path | None) -> list[str
     return lines
 
 
-def _wait_for_signal() -> None:
-    stop = threading.Event()
+class _Signals:
+    """SIGINT and SIGTERM set an event instead of interrupting, until restored."""
 
-    def handler(signum: int, frame: FrameType | None) -> None:
-        stop.set()
+    def __init__(self) -> None:
+        self.stop = threading.Event()
+        self._previous: dict[int, Any] = {}
 
-    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        # A timed wait lets the main thread run the signal handler promptly.
-        while not stop.wait(0.5):
-            pass
-    finally:
-        for sig, old in previous.items():
+    def __enter__(self) -> _Signals:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            self._previous[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for sig, old in self._previous.items():
             signal.signal(sig, old)
+
+    def _handle(self, signum: int, frame: FrameType | None) -> None:
+        self.stop.set()
+
+    def wait(self) -> None:
+        # A timed wait lets the main thread run the signal handler promptly.
+        while not self.stop.wait(0.5):
+            pass
 
 
 def run(args: argparse.Namespace) -> int:
@@ -170,11 +179,13 @@ def run(args: argparse.Namespace) -> int:
             sb.pod_environment(
                 args.namespace, root=args.service_account_dir, token_lifetime=86400.0
             )
-        print(f"# asyncpod sandbox: {sb.server_url}, {count} object(s) loaded; Ctrl-C stops it")
-        for line in export_lines(sb, kubeconfig, args.service_account_dir):
-            print(line)
-        sys.stdout.flush()
-        _wait_for_signal()
+        # The handlers are in place before the lines that tell a caller we are ready.
+        with _Signals() as signals:
+            print(f"# asyncpod sandbox: {sb.server_url}, {count} object(s) loaded; Ctrl-C stops it")
+            for line in export_lines(sb, kubeconfig, args.service_account_dir):
+                print(line)
+            sys.stdout.flush()
+            signals.wait()
     finally:
         sb.close()
     return 0
