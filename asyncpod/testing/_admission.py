@@ -13,7 +13,7 @@ import uuid
 from typing import Any
 
 from asyncpod.testing import _status
-from asyncpod.testing._defaults import defaults, ordered_metadata
+from asyncpod.testing._defaults import defaults, initial_status, ordered_metadata
 from asyncpod.testing._resources import ResourceType
 
 _SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
@@ -154,7 +154,9 @@ def admit(
         meta["managedFields"] = old_meta["managedFields"]
     meta["resourceVersion"] = old_meta.get("resourceVersion", "")
     sent_generation = meta.pop("generation", None)
-    defaults(rt, obj)
+    if old is None:
+        initial_status(rt, obj)
+    defaults(rt, obj, creating=old is None)
     generation = old_meta.get("generation")
     if rt.has_generation:
         generation = 1
