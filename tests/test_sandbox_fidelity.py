@@ -58,7 +58,12 @@ async def test_delete_answers_as_each_registry_does(sandbox: Sandbox) -> None:
         }
     )
     sandbox.create(
-        {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "s1"}, "spec": {}},
+        {
+            "apiVersion": "v1",
+            "kind": "Service",
+            "metadata": {"name": "s1"},
+            "spec": {"ports": [{"port": 80}]},
+        },
     )
     sandbox.create({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "sa1"}})
     uid = sandbox.get("configmaps", "c1")["metadata"]["uid"]
@@ -215,7 +220,14 @@ async def test_generation_only_on_kinds_that_have_it(sandbox: Sandbox) -> None:
     cm = sandbox.create(
         {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c", "generation": 4}}
     )
-    svc = sandbox.create({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "s"}})
+    svc = sandbox.create(
+        {
+            "apiVersion": "v1",
+            "kind": "Service",
+            "metadata": {"name": "s"},
+            "spec": {"clusterIP": "None"},
+        }
+    )
     sts = sandbox.create(
         {
             "apiVersion": "apps/v1",
@@ -297,7 +309,11 @@ async def test_new_kinds_work_through_the_client(sandbox: Sandbox) -> None:
         "metadata": {"name": "nightly"},
         "spec": {
             "schedule": "0 3 * * *",
-            "jobTemplate": {"spec": {"template": TEMPLATE}},
+            "jobTemplate": {
+                "spec": {
+                    "template": {**TEMPLATE, "spec": {**TEMPLATE["spec"], "restartPolicy": "Never"}}
+                }
+            },
         },
     }
     apiservice = {

@@ -1,0 +1,197 @@
+"""The sandbox refuses invalid objects with the real API server's 422 and its causes."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import asyncpod
+from asyncpod.testing import Sandbox
+from tests.sandbox_helpers import proxy_client
+
+pytestmark = pytest.mark.anyio
+
+DATA = Path(__file__).parent / "data"
+PODS = "/api/v1/namespaces/default/pods"
+MERGE = {"Content-Type": "application/merge-patch+json"}
+
+
+def _pod(name: str, *containers: dict[str, Any], **spec: Any) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": name},
+        "spec": {"containers": list(containers), **spec},
+    }
+
+
+def _template(labels: dict[str, str], **spec: Any) -> dict[str, Any]:
+    return {
+        "metadata": {"labels": labels},
+        "spec": {"containers": [{"name": "c", "image": "busybox"}], **spec},
+    }
+
+
+async def test_invalid_name_matches_the_recorded_answer(sandbox: Sandbox) -> None:
+    """A bad ConfigMap name gets the real 422: the recorded body, compact and newline ended."""
+    # The recording was made with curl, which the API server answers pretty-printed.
+    recorded = (DATA / "error-422-invalid-name.http").read_bytes().split(b"\r\n\r\n", 1)[1]
+    body = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "Bad_Name"}}
+    async with proxy_client(sandbox) as client:
+        answer = await client.post("/api/v1/namespaces/default/configmaps", json=body)
+    assert answer.status_code == 422
+    compact = json.dumps(json.loads(recorded), separators=(",", ":"), ensure_ascii=False)
+    assert answer.content == compact.encode() + b"\n"
+    assert answer.headers["content-length"] == str(len(compact.encode()) + 1)
+
+
+async def test_container_without_name_is_refused(sandbox: Sandbox) -> None:
+    """A pod container without a name is a 422 naming spec.containers[0].name; nothing stored."""
+    async with asyncpod.Client(asyncpod.Config.proxy(sandbox.proxy_url)) as k8s:
+        with pytest.raises(asyncpod.InvalidError) as caught:
+            await k8s.create("pods", _pod("p", {"image": "busybox"}), namespace="default")
+    err = caught.value
+    assert err.status == 422
+    assert err.body["message"] == 'Pod "p" is invalid: spec.containers[0].name: Required value'
+    assert err.body["details"] == {
+        "name": "p",
+        "kind": "Pod",
+        "causes": [
+            {
+                "reason": "FieldValueRequired",
+                "message": "Required value",
+                "field": "spec.containers[0].name",
+            }
+        ],
+    }
+    assert sandbox.requests.count("POST", PODS) == 1
+    assert sandbox.objects("pods") == []
+
+
+async def test_several_causes_are_listed_in_order(sandbox: Sandbox) -> None:
+    """Every broken field is a cause; the message lists them in brackets as the server does."""
+    pod = _pod(
+        "p",
+        {"name": "Web_1", "image": "busybox", "ports": [{"containerPort": 70000}]},
+        {"name": "db"},
+        restartPolicy="Sometimes",
+    )
+    async with proxy_client(sandbox) as client:
+        answer = await client.post(PODS, json=pod)
+    assert answer.status_code == 422
+    causes = answer.json()["details"]["causes"]
+    assert [(c["reason"], c["field"]) for c in causes] == [
+        ("FieldValueInvalid", "spec.containers[0].name"),
+        ("FieldValueInvalid", "spec.containers[0].ports[0].containerPort"),
+        ("FieldValueRequired", "spec.containers[1].image"),
+        ("FieldValueNotSupported", "spec.restartPolicy"),
+    ]
+    assert causes[1]["message"] == "Invalid value: 70000: must be between 1 and 65535, inclusive"
+    assert causes[3]["message"] == (
+        'Unsupported value: "Sometimes": supported values: "Always", "OnFailure", "Never"'
+    )
+    assert answer.json()["message"].startswith('Pod "p" is invalid: [spec.containers[0].name: ')
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "field", "message"),
+    [
+        (
+            "/apis/apps/v1/namespaces/default/deployments",
+            {
+                "metadata": {"name": "d"},
+                "spec": {
+                    "selector": {"matchLabels": {"a": "b"}},
+                    "template": _template({"a": "c"}),
+                },
+            },
+            "spec.template.metadata.labels",
+            'Invalid value: map[string]string{"a":"c"}: `selector` does not match template '
+            "`labels`",
+        ),
+        (
+            "/apis/apps/v1/namespaces/default/statefulsets",
+            {"metadata": {"name": "s"}, "spec": {"template": _template({"a": "b"})}},
+            "spec.selector",
+            "Required value",
+        ),
+        (
+            "/apis/apps/v1/namespaces/default/daemonsets",
+            {
+                "metadata": {"name": "ds"},
+                "spec": {
+                    "selector": {"matchLabels": {"a": "b"}},
+                    "template": _template({"a": "b"}, restartPolicy="Never"),
+                },
+            },
+            "spec.template.spec.restartPolicy",
+            'Unsupported value: "Never": supported values: "Always"',
+        ),
+        (
+            "/apis/batch/v1/namespaces/default/jobs",
+            {"metadata": {"name": "j"}, "spec": {"template": _template({})}},
+            "spec.template.spec.restartPolicy",
+            'Unsupported value: "Always": supported values: "OnFailure", "Never"',
+        ),
+        (
+            "/api/v1/namespaces/default/services",
+            {"metadata": {"name": "s"}, "spec": {"ports": [{"targetPort": 80}]}},
+            "spec.ports[0].port",
+            "Invalid value: 0: must be between 1 and 65535, inclusive",
+        ),
+        (
+            "/api/v1/namespaces/default/configmaps",
+            {"metadata": {"name": "c"}, "data": {"bad key": "v"}},
+            "data[bad key]",
+            'Invalid value: "bad key": a valid config key must consist of alphanumeric '
+            "characters, '-', '_' or '.' (e.g. 'key.name',  or 'KEY_NAME',  or 'key-name', "
+            "regex used for validation is '[-._a-zA-Z0-9]+')",
+        ),
+        (
+            "/api/v1/namespaces/default/secrets",
+            {"metadata": {"name": "s", "labels": {"app": "a b"}}, "data": {}},
+            "metadata.labels",
+            'Invalid value: "a b": a valid label must be an empty string or consist of '
+            "alphanumeric characters, '-', '_' or '.', and must start and end with an "
+            "alphanumeric character (e.g. 'MyValue',  or 'my_value',  or '12345', regex used "
+            "for validation is '(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?')",
+        ),
+    ],
+)
+async def test_common_kinds_are_validated(
+    sandbox: Sandbox, path: str, body: dict[str, Any], field: str, message: str
+) -> None:
+    """Deployments, StatefulSets, DaemonSets, Jobs, Services, ConfigMaps, Secrets: one cause."""
+    async with proxy_client(sandbox) as client:
+        answer = await client.post(path, json=body)
+        stored = await client.get(f"{path}/{body['metadata']['name']}")
+    assert answer.status_code == 422, answer.text
+    assert answer.json()["details"]["causes"] == [
+        {
+            "reason": answer.json()["details"]["causes"][0]["reason"],
+            "message": message,
+            "field": field,
+        }
+    ]
+    assert stored.status_code == 404
+
+
+async def test_an_update_is_validated_too(sandbox: Sandbox) -> None:
+    """A patch that drops a container's image is refused and the stored pod is unchanged."""
+    sandbox.create(_pod("p", {"name": "c", "image": "busybox"}))
+    before = sandbox.get("pods", "p")
+    async with proxy_client(sandbox) as client:
+        answer = await client.patch(
+            f"{PODS}/p",
+            json={"spec": {"containers": [{"name": "c", "image": None}]}},
+            headers=MERGE,
+        )
+    assert answer.status_code == 422
+    assert answer.json()["details"]["causes"][0]["field"] == "spec.containers[0].image"
+    assert (
+        sandbox.get("pods", "p")["metadata"]["resourceVersion"]
+        == (before["metadata"]["resourceVersion"])
+    )
