@@ -164,6 +164,8 @@ gc.collect()
 
 def test_quick_look_under_asyncio_run_and_trio_run(sandbox: Sandbox, tmp_path: Path) -> None:
     """The Quick look as a program: same output under asyncio.run and trio.run, no warning."""
+    # An unscheduled pod is deleted at once: the watch's first event is its DELETED.
+    sandbox.kubelet = False
     pod_env = sandbox.pod_environment(namespace="team", root=tmp_path / "sa")
     sandbox.create(_configmap("web-config", namespace="team", app="web"))
     script = tmp_path / "quick_look.py"

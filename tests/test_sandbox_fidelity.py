@@ -101,6 +101,7 @@ async def test_every_json_answer_ends_in_a_newline(sandbox: Sandbox) -> None:
 
 async def test_nodes_are_an_empty_list(sandbox: Sandbox) -> None:
     """A cluster without nodes answers an empty NodeList, byte for byte but the version."""
+    sandbox.kubelet = False
     async with proxy_client(sandbox) as client:
         nodes = await client.get("/api/v1/nodes")
     _, recorded = _recorded("list-nodes-empty.http")

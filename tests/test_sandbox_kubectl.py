@@ -76,7 +76,7 @@ def test_get_raw_api(sandbox: Sandbox) -> None:
 
 
 def test_create_get_apply_delete(sandbox: Sandbox, manifest: Path) -> None:
-    """create -f, get -o json, apply --server-side, get (table), delete -f all work."""
+    """create -f, get -o json, apply --server-side, get (table), delete -f (graceful) work."""
     out = kubectl(sandbox, "create", "-f", str(manifest))
     assert "configmap/app-config created" in out
     assert "pod/demo created" in out
@@ -87,8 +87,9 @@ def test_create_get_apply_delete(sandbox: Sandbox, manifest: Path) -> None:
     out = kubectl(sandbox, "apply", "--server-side", "--force-conflicts", "-f", str(manifest))
     assert "configmap/app-config serverside-applied" in out
     assert sandbox.get("configmaps", "app-config")["data"] == {"mode": "live"}
+    sandbox.wait_for(lambda: sandbox.get("pods", "demo")["status"]["phase"] == "Running")
     table = kubectl(sandbox, "get", "pods")
-    assert re.search(r"^demo\s+0/1\s+Pending\s+0\s+\d+s$", table, re.MULTILINE), table
+    assert re.search(r"^demo\s+1/1\s+Running\s+0\s+\d+s$", table, re.MULTILINE), table
     out = kubectl(sandbox, "delete", "-f", str(manifest))
     assert 'configmap "app-config" deleted' in out
     assert sandbox.objects("pods", namespace="default") == []

@@ -181,6 +181,7 @@ async def test_common_kinds_are_validated(
 
 async def test_an_update_is_validated_too(sandbox: Sandbox) -> None:
     """A patch that drops a container's image is refused and the stored pod is unchanged."""
+    sandbox.kubelet = False  # no scheduler or kubelet writes to the pod meanwhile
     sandbox.create(_pod("p", {"name": "c", "image": "busybox"}))
     before = sandbox.get("pods", "p")
     async with proxy_client(sandbox) as client:

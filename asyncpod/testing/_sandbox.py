@@ -25,6 +25,7 @@ from aiohttp import web
 from asyncpod.testing import _lists
 from asyncpod.testing._auth import AccessRules, Authenticator
 from asyncpod.testing._faults import Faults, RequestLog
+from asyncpod.testing._nodes import FakeKubelet
 from asyncpod.testing._objects import Watcher
 from asyncpod.testing._patch import merge_patch
 from asyncpod.testing._pki import shared_pki
@@ -76,6 +77,11 @@ class Sandbox:
         port: the HTTPS listener's port (0: a free one).
         proxy_port: the plain HTTP listener's port (0: a free one).
         unix_socket: the Unix socket's path (default: ``proxy.sock`` in ``directory``).
+        kubelet: run pods on a fake node, as kwok does: scheduled, then Running
+            and Ready, deleted gracefully (``False``: no node, pods stay Pending
+            and deletes are immediate). Settable later as ``sb.kubelet``.
+        kubelet_delay: seconds between the steps of a pod's life (scheduled,
+            running, gone after a graceful delete).
     """
 
     def __init__(
@@ -91,6 +97,8 @@ class Sandbox:
         port: int = 0,
         proxy_port: int = 0,
         unix_socket: str | os.PathLike[str] | None = None,
+        kubelet: bool = True,
+        kubelet_delay: float = 0.02,
     ) -> None:
         self.bookmark_interval = bookmark_interval
         self.bookmark_lead = bookmark_lead
@@ -107,7 +115,12 @@ class Sandbox:
         self._store.on_change.append(self._track_service_accounts)
         if root_ca_configmap:
             self._store.root_ca = self._pki.ca_pem.decode()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._kubelet = FakeKubelet(self._store, self._later, delay=kubelet_delay)
+        self._store.on_change.append(self._kubelet.on_change)
+        self.kubelet_default = kubelet
         self._store.reset()
+        self.kubelet = kubelet
         self._open_watches: set[Watcher] = set()
         # Audit-Id values: UUID-shaped, unique, and cheaper than uuid4() per request.
         prefix = uuid.uuid4().hex
@@ -119,7 +132,6 @@ class Sandbox:
 
         self._audit_ids = audit_id
         self._stopping = False
-        self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._runners: list[web.BaseRunner] = []
         self._pod_count = 0
@@ -203,6 +215,7 @@ class Sandbox:
             self.stop()
             raise
         self._write_kubeconfig()
+        self._call(self._kubelet.resync)
         return self
 
     def _run(self, loop: asyncio.AbstractEventLoop, ready: concurrent.futures.Future[None]) -> None:
@@ -345,6 +358,75 @@ class Sandbox:
         else:
             self._authenticator.service_accounts[key] = meta["uid"]
 
+    # ---- the fake node
+
+    def _later(self, delay: float, fn: Callable[[], None]) -> None:
+        """Run ``fn`` on the server's thread after ``delay`` s (dropped when stopped)."""
+        loop = self._loop
+        if loop is None or loop.is_closed():
+            return
+        loop.call_later(delay, fn)
+
+    @property
+    def kubelet(self) -> bool:
+        """Whether pods run on the fake node (``reset()`` restores the constructor's value)."""
+        return self._kubelet.enabled
+
+    @kubelet.setter
+    def kubelet(self, enabled: bool) -> None:
+        self._call(lambda: self._set_kubelet(enabled))
+
+    def _set_kubelet(self, enabled: bool) -> None:
+        self._kubelet.enabled = enabled
+        self._store.graceful_pods = enabled
+        if enabled:
+            self._kubelet.resync()
+        else:
+            self._kubelet.remove_node()
+
+    @property
+    def kubelet_delay(self) -> float:
+        """Seconds between the steps of a pod's life on the fake node."""
+        return self._kubelet.delay
+
+    @kubelet_delay.setter
+    def kubelet_delay(self, seconds: float) -> None:
+        self._kubelet.delay = seconds
+
+    def exit_container(
+        self,
+        pod: str,
+        exit_code: int = 0,
+        *,
+        namespace: str = "default",
+        container: str | None = None,
+        reason: str | None = None,
+        message: str | None = None,
+    ) -> dict[str, Any]:
+        """Make a running container exit, as if its process ended; returns the pod.
+
+        The pod follows its ``restartPolicy``: ``Always`` (and ``OnFailure``
+        after a failure) restarts the container (``restartCount`` + 1, the exit
+        in ``lastState``); otherwise it stays terminated and, once none runs,
+        the pod is ``Succeeded`` (every exit code 0) or ``Failed``.
+
+        Args:
+            pod: the pod's name; it must be Running on the fake node.
+            exit_code: the process's exit code (0: it finished).
+            namespace: the pod's namespace.
+            container: which container (default: the first).
+            reason: the terminated state's reason (default ``Completed`` or ``Error``).
+            message: the terminated state's message.
+
+        Raises:
+            SandboxError: the pod is missing (404) or the container is not running (400).
+        """
+        return self._call(
+            lambda: self._kubelet.exit_container(
+                namespace, pod, container, exit_code, reason, message
+            )
+        )
+
     # ---- direct access to the state (no HTTP)
 
     def _type(self, resource: str) -> ResourceType:
@@ -417,10 +499,20 @@ class Sandbox:
 
         return self._call(run)
 
-    def delete(self, resource: str, name: str, *, namespace: str | None = "default") -> None:
-        """Delete an object (finalizers are honoured)."""
+    def delete(
+        self,
+        resource: str,
+        name: str,
+        *,
+        namespace: str | None = "default",
+        grace_period: int | None = None,
+    ) -> None:
+        """Delete an object (finalizers are honoured; a running pod goes gracefully).
+
+        ``grace_period=0`` deletes a pod at once, as ``kubectl delete --now``.
+        """
         rt = self._type(resource)
-        self._call(lambda: self._store.delete(rt, namespace, name))
+        self._call(lambda: self._store.delete(rt, namespace, name, grace_period=grace_period))
 
     def ensure_namespace(self, name: str) -> None:
         """Create the namespace unless it exists."""
@@ -482,6 +574,7 @@ class Sandbox:
                 watcher.close()
             self._authenticator.service_accounts.clear()
             self._store.reset()
+            self._set_kubelet(self.kubelet_default)
 
         self._call(run)
 

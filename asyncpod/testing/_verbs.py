@@ -355,6 +355,11 @@ def delete(
     """
     assert route.name is not None
     opts = options if isinstance(options, dict) else {}
+    grace = query.get("gracePeriodSeconds", opts.get("gracePeriodSeconds"))
+    try:
+        grace_period = None if grace is None else int(grace)
+    except (TypeError, ValueError):
+        raise _status.bad_request(f"invalid gracePeriodSeconds: {grace}") from None
     stored, gone = store.delete(
         rt,
         route.namespace,
@@ -362,6 +367,7 @@ def delete(
         dry_run=dry_run,
         preconditions=opts.get("preconditions"),
         propagation=query.get("propagationPolicy") or opts.get("propagationPolicy"),
+        grace_period=grace_period,
     )
     if not gone or rt.key in RETURNS_DELETED or rt.custom:
         return stored
