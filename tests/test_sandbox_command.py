@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import attrs
+import httpx
 import pytest
 
 import asyncpod
@@ -160,15 +161,38 @@ def test_a_refused_manifest_names_file_and_document(tmp_path: Path) -> None:
 
 
 def test_chosen_ports_and_socket(tmp_path: Path) -> None:
-    """--proxy-port and --unix-socket are honoured and Ctrl-C ends the command cleanly."""
+    """--proxy-port, --unix-socket and --no-kubelet are honoured; Ctrl-C ends it cleanly."""
     from asyncpod.testing._sandbox import _free_port
 
     port = _free_port()
     sock = tmp_path / "k.sock"
-    process, lines = _start("--proxy-port", str(port), "--unix-socket", str(sock))
+    process, lines = _start("--proxy-port", str(port), "--unix-socket", str(sock), "--no-kubelet")
     try:
         assert f"# kubectl proxy style: export ASYNCPOD_PROXY_URL=http://127.0.0.1:{port}" in lines
         assert sock.exists()
+        with httpx.Client(transport=httpx.HTTPTransport(uds=str(sock))) as client:
+            nodes = client.get("http://localhost/api/v1/nodes").json()
+        assert nodes["items"] == []
     finally:
         assert _stop(process) == 0
     assert not sock.exists()
+
+
+@pytest.mark.parametrize("command", ["demo", "sandbox"])
+def test_without_the_testing_extra_one_line_names_it(command: str) -> None:
+    """On a plain install (no cryptography) demo and sandbox say which extra to install."""
+    # None in sys.modules makes `import cryptography` fail as on an install without it.
+    code = (
+        "import sys; sys.modules['cryptography'] = None\n"
+        "from asyncpod._cli import main\n"
+        f"sys.exit(main([{command!r}]))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=_env(), timeout=60
+    )
+    assert result.returncode == 1
+    assert result.stderr == (
+        "asyncpod: error: the sandbox needs the 'testing' extra (cryptography is not "
+        "installed): pip install 'asyncpod[testing]'\n"
+    )
+    assert result.stdout == ""

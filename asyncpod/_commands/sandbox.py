@@ -48,6 +48,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="the namespace of the --service-account-dir pod (default: default)",
     )
     parser.add_argument(
+        "--no-kubelet",
+        action="store_true",
+        help="no fake node: pods stay Pending and deletes are immediate",
+    )
+    parser.add_argument(
         "--load",
         action="append",
         default=[],
@@ -151,13 +156,32 @@ class _Signals:
             pass
 
 
-def run(args: argparse.Namespace) -> int:
+def sandbox_class() -> type[Sandbox]:
+    """``asyncpod.testing.Sandbox``, or one line saying which extra installs it.
+
+    Raises:
+        AsyncpodError: a package of the ``testing`` extra is missing.
+    """
     try:
         from asyncpod.testing import Sandbox
     except ModuleNotFoundError as exc:
-        msg = f"the sandbox needs {exc.name!r}: pip install 'asyncpod[testing]'"
+        if exc.name is None or exc.name.startswith("asyncpod"):
+            raise
+        msg = (
+            f"the sandbox needs the 'testing' extra ({exc.name.split('.')[0]} is not installed): "
+            "pip install 'asyncpod[testing]'"
+        )
         raise AsyncpodError(msg) from None
-    kwargs: dict[str, Any] = {"port": args.port, "proxy_port": args.proxy_port}
+    return Sandbox
+
+
+def run(args: argparse.Namespace) -> int:
+    Sandbox = sandbox_class()
+    kwargs: dict[str, Any] = {
+        "port": args.port,
+        "proxy_port": args.proxy_port,
+        "kubelet": not args.no_kubelet,
+    }
     if args.unix_socket:
         kwargs["unix_socket"] = args.unix_socket
     sb = Sandbox(**kwargs)
