@@ -95,6 +95,39 @@ def test_create_get_apply_delete(sandbox: Sandbox, manifest: Path) -> None:
     assert sandbox.objects("pods", namespace="default") == []
 
 
+def test_tables_of_nodes_and_workloads(sandbox: Sandbox) -> None:
+    """kubectl get prints the real columns for nodes, jobs and daemonsets."""
+    template = {
+        "metadata": {"labels": {"a": "b"}},
+        "spec": {"containers": [{"name": "c", "image": "i"}]},
+    }
+    sandbox.create(
+        {
+            "apiVersion": "apps/v1",
+            "kind": "DaemonSet",
+            "metadata": {"name": "agent"},
+            "spec": {"selector": {"matchLabels": {"a": "b"}}, "template": template},
+        }
+    )
+    job_template = {**template, "spec": {**template["spec"], "restartPolicy": "Never"}}
+    sandbox.create(
+        {
+            "apiVersion": "batch/v1",
+            "kind": "Job",
+            "metadata": {"name": "once"},
+            "spec": {"template": job_template},
+        }
+    )
+    nodes = kubectl(sandbox, "get", "nodes")
+    assert nodes.splitlines()[0].split() == ["NAME", "STATUS", "ROLES", "AGE", "VERSION"]
+    assert re.search(r"^sandbox-node\s+Ready\s+<none>\s+\d+s\s+v1\.36\.\d+$", nodes, re.M), nodes
+    jobs = kubectl(sandbox, "get", "jobs")
+    assert jobs.splitlines()[0].split() == ["NAME", "STATUS", "COMPLETIONS", "DURATION", "AGE"]
+    assert jobs.splitlines()[1].split()[:3] == ["once", "Running", "0/1"]
+    daemonsets = kubectl(sandbox, "get", "ds")
+    assert daemonsets.splitlines()[1].split()[:7] == ["agent", "0", "0", "0", "0", "0", "<none>"]
+
+
 def test_auth_whoami(sandbox: Sandbox) -> None:
     """kubectl auth whoami reads SelfSubjectReview."""
     out = kubectl(sandbox, "auth", "whoami", "-o", "json")
