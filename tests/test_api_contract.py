@@ -98,6 +98,10 @@ async def test_quick_look_runs_as_written(sandbox: Sandbox, tmp_path: Path) -> N
     sandbox.create(_pod("web-0", namespace="team"))
     sandbox.create(_configmap("web-config", namespace="team", app="web"))
     sandbox.create(_configmap("db-config", namespace="team", app="db"))
+    # A settled cluster: web-0 runs, so the watch's first event is web-1's.
+    sandbox.wait_for(
+        lambda: sandbox.get("pods", "web-0", namespace="team")["status"]["phase"] == "Running"
+    )
     seen: dict[str, Any] = {}
 
     async def main() -> None:

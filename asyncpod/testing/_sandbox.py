@@ -118,6 +118,7 @@ class Sandbox:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._kubelet = FakeKubelet(self._store, self._later, delay=kubelet_delay)
         self._store.on_change.append(self._kubelet.on_change)
+        self._store.later = self._later_or_now
         self.kubelet_default = kubelet
         self._store.reset()
         self.kubelet = kubelet
@@ -366,6 +367,14 @@ class Sandbox:
         if loop is None or loop.is_closed():
             return
         loop.call_later(delay, fn)
+
+    def _later_or_now(self, delay: float, fn: Callable[[], None]) -> None:
+        """Run ``fn`` later on the server's thread, or at once when it is stopped."""
+        loop = self._loop
+        if loop is None or loop.is_closed() or not self.running:
+            fn()
+        else:
+            loop.call_later(delay, fn)
 
     @property
     def kubelet(self) -> bool:

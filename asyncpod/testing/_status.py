@@ -149,6 +149,23 @@ def forbidden(
     return StatusError(status(403, message, "Forbidden", _details(name, group, plural)))
 
 
+def namespace_terminating(group: str, plural: str, name: str, namespace: str) -> StatusError:
+    """Imitates the NamespaceLifecycle admission plugin's 403 for a namespace being deleted."""
+    details = _details(name, group, plural)
+    details["causes"] = [
+        {
+            "reason": "NamespaceTerminating",
+            "message": f"namespace {namespace} is being terminated",
+            "field": "metadata.namespace",
+        }
+    ]
+    message = (
+        f'{_what(group, plural)} "{name}" is forbidden: unable to create new content in '
+        f"namespace {namespace} because it is being terminated"
+    )
+    return StatusError(status(403, message, "Forbidden", details))
+
+
 def forbidden_path(user: str, verb: str, path: str) -> StatusError:
     return StatusError(
         status(403, f'forbidden: User "{user}" cannot {verb} path "{path}"', "Forbidden", {})

@@ -168,6 +168,9 @@ class Store:
     root_ca: str | None = None
     # Bound pods are deleted gracefully (a kubelet finishes the deletion).
     graceful_pods: bool = False
+    # Runs a function later on the store's thread; None: namespaces go at once.
+    later: Callable[[float, Callable[[], None]], None] | None = None
+    lifecycle_delay: float = 0.02
 
     # ---- reads
 
@@ -209,6 +212,8 @@ class Store:
         name = str(metadata.get("name") or "")
         _admission.validate_name(rt, name)
         ns = self._check_namespace(rt, namespace or metadata.get("namespace"))
+        if ns and self.data[("", "namespaces")][("", ns)].obj["metadata"].get("deletionTimestamp"):
+            raise _status.namespace_terminating(rt.group, rt.plural, name, ns)
         if (ns, name) in self.data[rt.key]:
             raise _status.already_exists(rt.group, rt.plural, name)
         now = now_rfc3339()
@@ -396,12 +401,48 @@ class Store:
             new["metadata"] = ordered_metadata(new["metadata"])
             return self._commit(rt, (ns, name), new, "MODIFIED"), False
         if rt.key == ("", "namespaces"):
+            if self.later is not None:
+                return self._terminate_namespace(rt, name, current), False
             new = current.copy()
             new["metadata"]["deletionTimestamp"] = now_rfc3339()
             new.setdefault("status", {})["phase"] = "Terminating"
             self._commit(rt, (ns, name), None, "DELETED")
             return Stored(new), True
         return self._commit(rt, (ns, name), None, "DELETED"), True
+
+    def _terminate_namespace(self, rt: ResourceType, name: str, current: Stored) -> Stored:
+        """Imitates a namespace's deletion: ``Terminating`` until its content is gone."""
+        if current.obj["metadata"].get("deletionTimestamp"):
+            return current
+        new = current.copy()
+        new["metadata"]["deletionTimestamp"] = now_rfc3339()
+        new["metadata"]["deletionGracePeriodSeconds"] = 0
+        new["metadata"] = ordered_metadata(new["metadata"])
+        new.setdefault("status", {})["phase"] = "Terminating"
+        stored = self._commit(rt, ("", name), new, "MODIFIED")
+        uid = new["metadata"]["uid"]
+        assert self.later is not None
+        self.later(self.lifecycle_delay, lambda: self._finish_namespace(rt, name, uid))
+        return stored
+
+    def _finish_namespace(self, rt: ResourceType, name: str, uid: str) -> None:
+        """Imitates the namespace controller: delete the content, then drop the finalizer."""
+        current = self.find(rt, None, name)
+        if current is None or current.obj["metadata"].get("uid") != uid:
+            return
+        remaining = 0
+        for key, bucket in list(self.data.items()):
+            owner = self.types.get(key)
+            if owner is None or not owner.namespaced:
+                continue
+            for okey in [k for k in bucket if k[0] == name]:
+                _, gone = self.delete(owner, name, okey[1])
+                remaining += not gone
+        if remaining and self.later is not None:
+            # Finalizers or graceful pods hold some objects: look again later.
+            self.later(self.lifecycle_delay, lambda: self._finish_namespace(rt, name, uid))
+            return
+        self._commit(rt, ("", name), None, "DELETED")
 
     def _graceful_pod_delete(
         self, rt: ResourceType, ns: str, name: str, current: Stored, grace: int | None
