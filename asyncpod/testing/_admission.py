@@ -93,6 +93,20 @@ def validate_name(rt: ResourceType, name: str) -> None:
             ],
             rt.group,
         )
+    if rt.group == "rbac.authorization.k8s.io":
+        # RBAC names are path segments (ValidatePathSegmentName): "system:..." is fine.
+        problem = next(
+            (f"may not contain '{c}'" for c in ("/", "%") if c in name),
+            f"may not be '{name}'" if name in (".", "..") else None,
+        )
+        if problem:
+            raise _status.invalid(
+                rt.kind,
+                name,
+                [("FieldValueInvalid", "metadata.name", f'Invalid value: "{name}": {problem}')],
+                rt.group,
+            )
+        return
     if len(name) > (63 if label_only else 253) or not pattern.match(name):
         raise _status.invalid(
             rt.kind,

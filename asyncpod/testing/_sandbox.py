@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
+import copy
 import itertools
 import os
 import shutil
@@ -22,8 +23,8 @@ from typing import Any, TypeVar
 import yaml
 from aiohttp import web
 
-from asyncpod.testing import _lists
-from asyncpod.testing._auth import AccessRules, Authenticator
+from asyncpod.testing import _lists, _rbac
+from asyncpod.testing._auth import ANONYMOUS, AccessRules, Authenticator, User
 from asyncpod.testing._faults import Faults, RequestLog
 from asyncpod.testing._nodes import FakeKubelet
 from asyncpod.testing._objects import Watcher
@@ -82,6 +83,9 @@ class Sandbox:
             and deletes are immediate). Settable later as ``sb.kubelet``.
         kubelet_delay: seconds between the steps of a pod's life (scheduled,
             running, gone after a graceful delete).
+        rbac: evaluate the stored Roles, ClusterRoles and bindings as the real
+            authorizer does (with the bootstrap ``cluster-admin`` and
+            ``system:basic-user`` roles); the rule table applies as well.
     """
 
     def __init__(
@@ -99,6 +103,7 @@ class Sandbox:
         unix_socket: str | os.PathLike[str] | None = None,
         kubelet: bool = True,
         kubelet_delay: float = 0.02,
+        rbac: bool = False,
     ) -> None:
         self.bookmark_interval = bookmark_interval
         self.bookmark_lead = bookmark_lead
@@ -120,7 +125,9 @@ class Sandbox:
         self._store.on_change.append(self._kubelet.on_change)
         self._store.later = self._later_or_now
         self.kubelet_default = kubelet
+        self.rbac = rbac
         self._store.reset()
+        self._bootstrap_rbac()
         self.kubelet = kubelet
         self._open_watches: set[Watcher] = set()
         # Audit-Id values: UUID-shaped, unique, and cheaper than uuid4() per request.
@@ -359,6 +366,32 @@ class Sandbox:
         else:
             self._authenticator.service_accounts[key] = meta["uid"]
 
+    # ---- authorization
+
+    def _bootstrap_rbac(self) -> None:
+        if not self.rbac:
+            return
+        for obj in _rbac.BOOTSTRAP:
+            rt = self._type_of(obj)
+            if self._store.find(rt, None, obj["metadata"]["name"]) is None:
+                self._store.create(rt, None, copy.deepcopy(obj), manager="kube-apiserver")
+
+    def _may(
+        self,
+        user: User,
+        verb: str,
+        group: str,
+        resource: str,
+        namespace: str | None,
+        name: str | None = None,
+    ) -> bool:
+        """The authorization decision: the rule table, then RBAC when it is on."""
+        if user is ANONYMOUS or not self.rules.allowed(user, verb, group, resource, namespace):
+            return False
+        return not self.rbac or _rbac.allows(
+            self._store, user, verb, group, resource, namespace, name
+        )
+
     # ---- the fake node
 
     def _later(self, delay: float, fn: Callable[[], None]) -> None:
@@ -583,6 +616,7 @@ class Sandbox:
                 watcher.close()
             self._authenticator.service_accounts.clear()
             self._store.reset()
+            self._bootstrap_rbac()
             self._set_kubelet(self.kubelet_default)
 
         self._call(run)

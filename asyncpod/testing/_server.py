@@ -151,7 +151,7 @@ class Handler:
         """Imitates the impersonation filter (``Impersonate-User``/``-Group``/``-Uid``)."""
         # kubectl --as / --as-group: the caller needs the "impersonate" verb.
         name = request.headers["Impersonate-User"]
-        if user is ANONYMOUS or not self.sb.rules.allowed(user, "impersonate", "", "users", None):
+        if not self.sb._may(user, "impersonate", "", "users", None, name):
             raise _status.StatusError(
                 _status.status(
                     403,
@@ -255,9 +255,7 @@ class Handler:
     def _authorize(self, user: User, verb: str, route: Route) -> None:
         """Imitates RBAC's 403 for a resource request the rules do not allow."""
         resource = route.plural + (f"/{route.subresource}" if route.subresource else "")
-        if user is ANONYMOUS or not self.sb.rules.allowed(
-            user, verb, route.group, resource, route.namespace
-        ):
+        if not self.sb._may(user, verb, route.group, resource, route.namespace, route.name):
             raise _status.forbidden(
                 user.name,
                 verb,
