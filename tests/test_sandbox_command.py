@@ -89,6 +89,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
         "team",
         "--load",
         str(root / "manifests"),
+        "--rbac",
     )
     yield Served(process, kubeconfig, sa_dir, lines)
     assert _stop(process) == 0
@@ -128,7 +129,7 @@ def test_kubectl_reads_the_loaded_objects(served: Served, tmp_path: Path) -> Non
 
 @pytest.mark.anyio
 async def test_asyncpod_reaches_it_through_kubeconfig_and_folder(served: Served) -> None:
-    """asyncpod connects with the kubeconfig and with the pod's service-account folder."""
+    """asyncpod connects with the kubeconfig and the pod's folder; --rbac refuses the pod."""
     async with asyncpod.Client(asyncpod.Config.from_kubeconfig(served.kubeconfig)) as k8s:
         cm = await k8s.get("configmaps", "settings", namespace="team")
         port = int(str(k8s.config.server).rsplit(":", 1)[1])
@@ -141,6 +142,8 @@ async def test_asyncpod_reaches_it_through_kubeconfig_and_folder(served: Served)
             "selfsubjectreviews.authentication.k8s.io",
             {"apiVersion": "authentication.k8s.io/v1", "kind": "SelfSubjectReview"},
         )
+        with pytest.raises(asyncpod.ForbiddenError):
+            await k8s.get("configmaps", "settings")
     assert review["status"]["userInfo"]["username"] == "system:serviceaccount:team:default"
 
 

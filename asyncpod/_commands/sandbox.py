@@ -53,6 +53,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="no fake node: pods stay Pending and deletes are immediate",
     )
     parser.add_argument(
+        "--rbac",
+        action="store_true",
+        help="evaluate Roles, ClusterRoles and bindings as the real authorizer does",
+    )
+    parser.add_argument(
         "--load",
         action="append",
         default=[],
@@ -181,6 +186,7 @@ def run(args: argparse.Namespace) -> int:
         "port": args.port,
         "proxy_port": args.proxy_port,
         "kubelet": not args.no_kubelet,
+        "rbac": args.rbac,
     }
     if args.unix_socket:
         kwargs["unix_socket"] = args.unix_socket
