@@ -36,8 +36,7 @@ def _template(labels: dict[str, str], **spec: Any) -> dict[str, Any]:
 
 
 async def test_invalid_name_matches_the_recorded_answer(sandbox: Sandbox) -> None:
-    """A bad ConfigMap name gets the real 422: the recorded body, compact and newline ended."""
-    # The recording was made with curl, which the API server answers pretty-printed.
+    """A bad ConfigMap name gets the real 422: compact and newline ended, pretty for curl."""
     recorded = (DATA / "error-422-invalid-name.http").read_bytes().split(b"\r\n\r\n", 1)[1]
     body = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "Bad_Name"}}
     async with proxy_client(sandbox) as client:
@@ -46,6 +45,11 @@ async def test_invalid_name_matches_the_recorded_answer(sandbox: Sandbox) -> Non
     compact = json.dumps(json.loads(recorded), separators=(",", ":"), ensure_ascii=False)
     assert answer.content == compact.encode() + b"\n"
     assert answer.headers["content-length"] == str(len(compact.encode()) + 1)
+    # The recording was made with curl, which the API server answers pretty-printed.
+    async with proxy_client(sandbox, headers={"User-Agent": "curl/8.5.0"}) as client:
+        pretty = await client.post("/api/v1/namespaces/default/configmaps", json=body)
+    assert pretty.content == recorded
+    assert pretty.headers["content-length"] == "982"
 
 
 async def test_container_without_name_is_refused(sandbox: Sandbox) -> None:

@@ -7,6 +7,7 @@ own modules; this one reads requests and writes answers.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import time
 from collections.abc import Mapping
@@ -109,13 +110,16 @@ class Handler:
             if "Impersonate-User" in request.headers:
                 user = self._impersonate(request, user)
             response = await self._route(request, method, path, query, user, audit_id, fault)
+            _prettify(request, response)
             answer = response.status
             if fault is not None and fault.kind == "drop_after":
                 drop()
             return response
         except StatusError as err:
             answer = err.status
-            return self._error(err, audit_id, user)
+            response = self._error(err, audit_id, user)
+            _prettify(request, response)
+            return response
         except Drop:
             # The client sees the connection close; aiohttp's attempt to send
             # this never-delivered answer fails quietly on the closed transport.
@@ -402,6 +406,28 @@ class Handler:
             body = await _read_body(request, empty_ok=True) or {}
         answer = _reviews.review(self.sb, route.plural, body, user)
         return _answer(_json.dumps(answer), self._headers(audit_id, user, JSON), 201)
+
+
+def _prettify(request: web.BaseRequest, response: web.StreamResponse) -> None:
+    """Imitates the API server's pretty answers: ``?pretty=true``, or a curl or Wget client.
+
+    They are indented by two spaces and, unlike compact answers, end without a newline.
+    """
+    if not isinstance(response, web.Response) or response.content_type != JSON:
+        return
+    pretty = request.query.get("pretty")
+    if pretty is None:
+        agent = request.headers.get("User-Agent", "")
+        wanted = agent.startswith(("curl", "Wget"))
+    else:
+        wanted = pretty in TRUE
+    body = response.body
+    if wanted and isinstance(body, bytes):
+        text = json.dumps(json.loads(body), indent=2, ensure_ascii=False)
+        # Go's encoder escapes these three, in strings (the only place they occur).
+        for char, escaped in (("&", "\\u0026"), ("<", "\\u003c"), (">", "\\u003e")):
+            text = text.replace(char, escaped)
+        response.body = text.encode()
 
 
 def _answer(body: bytes, headers: dict[str, str], status: int = 200) -> web.Response:
