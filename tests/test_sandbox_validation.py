@@ -200,3 +200,126 @@ async def test_an_update_is_validated_too(sandbox: Sandbox) -> None:
         sandbox.get("pods", "p")["metadata"]["resourceVersion"]
         == (before["metadata"]["resourceVersion"])
     )
+
+
+WIDGETS = "/apis/example.com/v1/namespaces/default/widgets"
+WIDGET_SCHEMA = {
+    "type": "object",
+    "properties": {
+        "spec": {
+            "type": "object",
+            "required": ["size"],
+            "properties": {
+                "size": {"type": "integer", "minimum": 0},
+                "mode": {"type": "string", "enum": ["fast", "slow"], "default": "fast"},
+                "port": {"x-kubernetes-int-or-string": True},
+                "tags": {"type": "array", "items": {"type": "string"}},
+                "extra": {"type": "object", "x-kubernetes-preserve-unknown-fields": True},
+            },
+        },
+        "status": {"type": "object", "properties": {"ready": {"type": "boolean"}}},
+    },
+}
+
+
+def _widget_crd() -> dict[str, Any]:
+    return {
+        "apiVersion": "apiextensions.k8s.io/v1",
+        "kind": "CustomResourceDefinition",
+        "metadata": {"name": "widgets.example.com"},
+        "spec": {
+            "group": "example.com",
+            "scope": "Namespaced",
+            "names": {"plural": "widgets", "singular": "widget", "kind": "Widget"},
+            "versions": [
+                {
+                    "name": "v1",
+                    "served": True,
+                    "storage": True,
+                    "schema": {"openAPIV3Schema": WIDGET_SCHEMA},
+                }
+            ],
+        },
+    }
+
+
+def _widget(name: str, **spec: Any) -> dict[str, Any]:
+    return {
+        "apiVersion": "example.com/v1",
+        "kind": "Widget",
+        "metadata": {"name": name},
+        "spec": spec,
+    }
+
+
+async def test_custom_resources_are_pruned_and_defaulted(sandbox: Sandbox) -> None:
+    """Unknown fields are dropped, defaults filled in, preserved subtrees kept as sent."""
+    sandbox.create(_widget_crd())
+    body = _widget("w", size=2, color="red", port="http", extra={"any": {"thing": 1}})
+    body["topLevel"] = True
+    async with proxy_client(sandbox) as client:
+        created = await client.post(WIDGETS, json=body)
+    assert created.status_code == 201, created.text
+    stored = created.json()
+    assert stored["spec"] == {
+        "size": 2,
+        "port": "http",
+        "extra": {"any": {"thing": 1}},
+        "mode": "fast",
+    }
+    assert "topLevel" not in stored
+    assert sandbox.get("widgets.example.com", "w")["spec"] == stored["spec"]
+
+
+@pytest.mark.parametrize(
+    ("spec", "cause"),
+    [
+        (
+            {"size": "big"},
+            (
+                "FieldValueTypeInvalid",
+                "spec.size",
+                'Invalid value: "string": spec.size in body must be of type integer: "string"',
+            ),
+        ),
+        (
+            {"size": -1},
+            (
+                "FieldValueInvalid",
+                "spec.size",
+                "Invalid value: -1: spec.size in body should be greater than or equal to 0",
+            ),
+        ),
+        ({}, ("FieldValueRequired", "spec.size", "Required value")),
+        (
+            {"size": 1, "mode": "turbo"},
+            (
+                "FieldValueNotSupported",
+                "spec.mode",
+                'Unsupported value: "turbo": supported values: "fast", "slow"',
+            ),
+        ),
+        (
+            {"size": 1, "tags": ["a", 2]},
+            (
+                "FieldValueTypeInvalid",
+                "spec.tags[1]",
+                'Invalid value: "integer": spec.tags[1] in body must be of type string: "integer"',
+            ),
+        ),
+    ],
+)
+async def test_custom_resources_are_validated_by_their_schema(
+    sandbox: Sandbox, spec: dict[str, Any], cause: tuple[str, str, str]
+) -> None:
+    """A custom resource that breaks its schema is a 422 with the apiextensions causes."""
+    sandbox.create(_widget_crd())
+    async with proxy_client(sandbox) as client:
+        answer = await client.post(WIDGETS, json=_widget("w", **spec))
+    assert answer.status_code == 422, answer.text
+    reason, field, message = cause
+    assert answer.json()["details"]["causes"] == [
+        {"reason": reason, "message": message, "field": field}
+    ]
+    assert answer.json()["details"]["group"] == "example.com"
+    assert answer.json()["message"] == f'Widget.example.com "w" is invalid: {field}: {message}'

@@ -15,6 +15,7 @@ from typing import Any
 from asyncpod.testing import _status
 from asyncpod.testing._defaults import defaults, initial_status, ordered_metadata
 from asyncpod.testing._resources import ResourceType
+from asyncpod.testing._schema import apply_schema
 from asyncpod.testing._validation import validate
 
 _SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
@@ -172,7 +173,8 @@ def admit(
     if old is None:
         initial_status(rt, obj)
     defaults(rt, obj, creating=old is None)
-    validate(rt, obj)
+    schema_causes = apply_schema(rt.schema, obj) if rt.custom and rt.schema else []
+    validate(rt, obj, schema_causes)
     generation = old_meta.get("generation")
     if rt.has_generation:
         generation = 1

@@ -30,6 +30,8 @@ class ResourceType:
     subresource_verbs: dict[str, tuple[str, ...]] = field(factory=dict)
     has_generation: bool = False
     custom: bool = False
+    # a custom resource version's structural schema (openAPIV3Schema)
+    schema: dict[str, Any] | None = None
     # extra versions a custom resource is served at (all share one storage)
     versions: tuple[str, ...] = ()
 
@@ -212,6 +214,7 @@ def crd_types(crd: dict[str, Any]) -> list[ResourceType]:
                 subresources=subs,
                 has_generation=True,
                 custom=True,
+                schema=(version.get("schema") or {}).get("openAPIV3Schema"),
                 versions=tuple(v.get("name", "v1") for v in served),
             )
         )

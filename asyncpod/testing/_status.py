@@ -127,7 +127,11 @@ def invalid(
     details["causes"] = [
         {"reason": reason, "message": message, "field": field} for reason, field, message in causes
     ]
-    return StatusError(status(422, f'{kind} "{name}" is invalid: {joined}', "Invalid", details))
+    # The message names the GroupKind ("Deployment.apps"), the details the bare kind.
+    qualified = f"{kind}.{group}" if group else kind
+    return StatusError(
+        status(422, f'{qualified} "{name}" is invalid: {joined}', "Invalid", details)
+    )
 
 
 def forbidden(

@@ -233,13 +233,13 @@ def _config_keys(obj: dict[str, Any], *fields: str) -> list[Cause]:
     return causes
 
 
-def validate(rt: ResourceType, obj: dict[str, Any]) -> None:
-    """422 with the real causes when the object breaks a rule of its kind.
+def validate(rt: ResourceType, obj: dict[str, Any], schema_causes: list[Cause]) -> None:
+    """422 with the real causes when the object breaks a rule of its kind or its schema.
 
     Raises:
         StatusError: 422 ``Invalid``, as the API server answers.
     """
-    causes = _labels(obj["metadata"].get("labels"), "metadata.labels")
+    causes = _labels(obj["metadata"].get("labels"), "metadata.labels") + schema_causes
     if not rt.custom:
         causes += _kind_causes(rt.kind, obj)
     if causes:
