@@ -31,13 +31,14 @@ It serves every stored built-in kind of v1.36 and runs pods on a fake node
 as kwok does (``Sandbox(kubelet=False)``: no node, pods stay Pending);
 ``sb.exit_container(pod, code)`` ends a container.
 
-Not imitated: most controllers (a Deployment makes no pods), schema
-validation beyond hand-written checks of the common kinds (CRD schemas are
-not enforced), HTTP/2, protobuf or YAML answers (JSON always; protobuf
-request bodies are read for common kinds), aggregated discovery (the plain
-documents are served, as for an old server), exec/attach/port-forward, RBAC
-evaluation (RBAC objects are stored; an ordered rule table decides), and the
-``Server`` header that aiohttp adds. See docs/sandbox.md.
+Not imitated: most controllers (a Deployment makes no pods), OpenAPI
+validation of built-in kinds beyond hand-written checks of the common ones
+(custom resources follow their structural schema, without CEL rules),
+HTTP/2, protobuf or YAML answers (JSON always; protobuf request bodies are
+read for common kinds), aggregated discovery (the plain documents are
+served, as for an old server), exec/attach/port-forward, RBAC unless
+``Sandbox(rbac=True)`` (an ordered rule table decides), and the ``Server``
+header that aiohttp adds. See docs/sandbox.md.
 """
 
 from asyncpod.testing._auth import AccessRules, Rule, User
