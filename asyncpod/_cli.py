@@ -17,6 +17,7 @@ COMMANDS = {
     "watch": "print one line per event of a resource until interrupted",
     "apply": "server-side apply of a YAML or JSON file",
     "config": "which config link applies, and why the others did not",
+    "sandbox": "serve the embedded sandbox API server to kubectl and other clients until Ctrl-C",
     "bench": "concurrent GETs: requests per second and latency percentiles",
     "exec": "run a command in a pod's container, as kubectl exec",
     "port-forward": "forward local ports to a pod's ports, as kubectl port-forward",

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 import anyio
 
 from asyncpod._client import Client
+from asyncpod._commands.sandbox import sandbox_class
 from asyncpod._config import Config
 from asyncpod._errors import AsyncpodError
 from asyncpod._events import Event, TokenReloadEvent
@@ -162,7 +163,7 @@ async def _rotation(pod: PodEnvironment, workers: int, rotations: int, grace: fl
 
 
 async def _main(args: argparse.Namespace) -> int:
-    from asyncpod.testing import Sandbox
+    Sandbox = sandbox_class()
 
     _step(1, "Start the sandbox: an in-memory Kubernetes API server in a background thread")
     began = time.perf_counter()

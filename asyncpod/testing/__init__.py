@@ -27,14 +27,18 @@ The pytest plugin (entry point ``asyncpod``) gives the fixtures ``sandbox``
 (one server per session, reset to a fresh cluster for every test) and
 ``pod_environment``.
 
-Not imitated: controllers (a Deployment makes no pods, pods stay Pending
-until a test patches their status), admission and schema validation
-(``fieldValidation`` is accepted and ignored; CRD schemas are not pruned or
-defaulted), HTTP/2, protobuf or YAML answers (JSON always; protobuf request
-bodies are read for common kinds), aggregated discovery (the plain documents
-are served, as for an old server), exec/attach/port-forward, graceful
-termination (deletes are immediate unless finalizers hold them), RBAC objects
-(an ordered rule table stands in), and the ``Server`` header that aiohttp adds.
+It serves every stored built-in kind of v1.36 and runs pods on a fake node
+as kwok does (``Sandbox(kubelet=False)``: no node, pods stay Pending);
+``sb.exit_container(pod, code)`` ends a container.
+
+Not imitated: most controllers (a Deployment makes no pods), OpenAPI
+validation of built-in kinds beyond hand-written checks of the common ones
+(custom resources follow their structural schema, without CEL rules),
+HTTP/2, protobuf or YAML answers (JSON always; protobuf request bodies are
+read for common kinds), aggregated discovery (the plain documents are
+served, as for an old server), exec/attach/port-forward, RBAC unless
+``Sandbox(rbac=True)`` (an ordered rule table decides), and the ``Server``
+header that aiohttp adds. See docs/sandbox.md.
 """
 
 from asyncpod.testing._auth import AccessRules, Rule, User

@@ -13,8 +13,10 @@ import uuid
 from typing import Any
 
 from asyncpod.testing import _status
-from asyncpod.testing._defaults import defaults, ordered_metadata
+from asyncpod.testing._defaults import defaults, initial_status, ordered_metadata
 from asyncpod.testing._resources import ResourceType
+from asyncpod.testing._schema import apply_schema
+from asyncpod.testing._validation import validate
 
 _SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 _LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
@@ -92,6 +94,20 @@ def validate_name(rt: ResourceType, name: str) -> None:
             ],
             rt.group,
         )
+    if rt.group == "rbac.authorization.k8s.io":
+        # RBAC names are path segments (ValidatePathSegmentName): "system:..." is fine.
+        problem = next(
+            (f"may not contain '{c}'" for c in ("/", "%") if c in name),
+            f"may not be '{name}'" if name in (".", "..") else None,
+        )
+        if problem:
+            raise _status.invalid(
+                rt.kind,
+                name,
+                [("FieldValueInvalid", "metadata.name", f'Invalid value: "{name}": {problem}')],
+                rt.group,
+            )
+        return
     if len(name) > (63 if label_only else 253) or not pattern.match(name):
         raise _status.invalid(
             rt.kind,
@@ -154,7 +170,11 @@ def admit(
         meta["managedFields"] = old_meta["managedFields"]
     meta["resourceVersion"] = old_meta.get("resourceVersion", "")
     sent_generation = meta.pop("generation", None)
-    defaults(rt, obj)
+    if old is None:
+        initial_status(rt, obj)
+    defaults(rt, obj, creating=old is None)
+    schema_causes = apply_schema(rt.schema, obj) if rt.custom and rt.schema else []
+    validate(rt, obj, schema_causes)
     generation = old_meta.get("generation")
     if rt.has_generation:
         generation = 1

@@ -6,6 +6,8 @@ from typing import Any
 
 from attrs import define, field
 
+from asyncpod.testing._catalog import BUILTIN
+
 ALL_VERBS = ("create", "delete", "deletecollection", "get", "list", "patch", "update", "watch")
 
 
@@ -24,8 +26,12 @@ class ResourceType:
     verbs: tuple[str, ...] = ALL_VERBS
     # subresource name -> kind it serves ("status" serves the object itself)
     subresources: dict[str, str] = field(factory=dict)
+    # subresource name -> its verbs (default: ``_SUBRESOURCE_VERBS``)
+    subresource_verbs: dict[str, tuple[str, ...]] = field(factory=dict)
     has_generation: bool = False
     custom: bool = False
+    # a custom resource version's structural schema (openAPIV3Schema)
+    schema: dict[str, Any] | None = None
     # extra versions a custom resource is served at (all share one storage)
     versions: tuple[str, ...] = ()
 
@@ -61,7 +67,10 @@ class ResourceType:
                 "singularName": "",
                 "namespaced": self.namespaced,
                 "kind": kind,
-                "verbs": list(_SUBRESOURCE_VERBS.get(sub, ("get", "patch", "update"))),
+                "verbs": list(
+                    self.subresource_verbs.get(sub)
+                    or _SUBRESOURCE_VERBS.get(sub, ("get", "patch", "update"))
+                ),
             }
             if sub == "scale":
                 sub_entry["group"] = "autoscaling"
@@ -85,89 +94,64 @@ _SUBRESOURCE_VERBS = {
 }
 
 
+# The kinds whose strategy keeps ``metadata.generation`` (set to 1 on create,
+# bumped when the spec changes); the others have none.
+_WITH_GENERATION = frozenset(
+    {
+        "Pod",
+        "ReplicationController",
+        "Deployment",
+        "StatefulSet",
+        "DaemonSet",
+        "ReplicaSet",
+        "Job",
+        "CronJob",
+        "HorizontalPodAutoscaler",
+        "PodDisruptionBudget",
+        "NetworkPolicy",
+        "Ingress",
+        "CustomResourceDefinition",
+        "MutatingWebhookConfiguration",
+        "ValidatingWebhookConfiguration",
+        "ValidatingAdmissionPolicy",
+        "ValidatingAdmissionPolicyBinding",
+        "MutatingAdmissionPolicy",
+        "MutatingAdmissionPolicyBinding",
+        "FlowSchema",
+        "PriorityLevelConfiguration",
+    }
+)
+
+
 def builtin_types() -> list[ResourceType]:
-    """The resources a fresh sandbox serves."""
+    """The resources a fresh sandbox serves: every stored kind of a v1.36 server."""
     return [
-        ResourceType("", "v1", "configmaps", "configmap", "ConfigMap", True, short_names=("cm",)),
-        ResourceType("", "v1", "events", "event", "Event", True, short_names=("ev",)),
         ResourceType(
-            "",
-            "v1",
-            "namespaces",
-            "namespace",
-            "Namespace",
-            False,
-            short_names=("ns",),
-            verbs=("create", "delete", "get", "list", "patch", "update", "watch"),
-            subresources={"status": "Namespace"},
-        ),
-        ResourceType(
-            "",
-            "v1",
-            "pods",
-            "pod",
-            "Pod",
-            True,
-            short_names=("po",),
-            categories=("all",),
-            subresources={
-                "status": "Pod",
-                "log": "Pod",
-                "eviction": "Eviction",
-                "exec": "PodExecOptions",
-                "attach": "PodAttachOptions",
-                "portforward": "PodPortForwardOptions",
-            },
-            has_generation=True,
-        ),
-        ResourceType("", "v1", "secrets", "secret", "Secret", True),
-        ResourceType(
-            "",
-            "v1",
-            "serviceaccounts",
-            "serviceaccount",
-            "ServiceAccount",
-            True,
-            short_names=("sa",),
-            subresources={"token": "TokenRequest"},
-        ),
-        ResourceType(
-            "",
-            "v1",
-            "services",
-            "service",
-            "Service",
-            True,
-            short_names=("svc",),
-            categories=("all",),
-            subresources={"status": "Service"},
-        ),
-        ResourceType(
-            "apps",
-            "v1",
-            "deployments",
-            "deployment",
-            "Deployment",
-            True,
-            short_names=("deploy",),
-            categories=("all",),
-            subresources={"status": "Deployment", "scale": "Scale"},
-            has_generation=True,
-        ),
-        ResourceType("coordination.k8s.io", "v1", "leases", "lease", "Lease", True),
-        ResourceType("events.k8s.io", "v1", "events", "event", "Event", True, short_names=("ev",)),
-        ResourceType(
-            "apiextensions.k8s.io",
-            "v1",
-            "customresourcedefinitions",
-            "customresourcedefinition",
-            "CustomResourceDefinition",
-            False,
-            short_names=("crd", "crds"),
-            categories=("api-extensions",),
-            subresources={"status": "CustomResourceDefinition"},
-            has_generation=True,
-        ),
+            group,
+            version,
+            plural,
+            singular,
+            kind,
+            namespaced,
+            short_names=short_names,
+            categories=categories,
+            verbs=verbs,
+            subresources={sub: sub_kind for sub, (sub_kind, _) in subresources.items()},
+            subresource_verbs={sub: sub_verbs for sub, (_, sub_verbs) in subresources.items()},
+            has_generation=kind in _WITH_GENERATION,
+        )
+        for (
+            group,
+            version,
+            plural,
+            singular,
+            kind,
+            namespaced,
+            verbs,
+            short_names,
+            categories,
+            subresources,
+        ) in BUILTIN
     ]
 
 
@@ -230,6 +214,7 @@ def crd_types(crd: dict[str, Any]) -> list[ResourceType]:
                 subresources=subs,
                 has_generation=True,
                 custom=True,
+                schema=(version.get("schema") or {}).get("openAPIV3Schema"),
                 versions=tuple(v.get("name", "v1") for v in served),
             )
         )

@@ -38,12 +38,13 @@ def self_subject_access_review(sb: Sandbox, body: dict[str, Any], user: User) ->
     resource = str(attrs.get("resource", ""))
     if attrs.get("subresource"):
         resource += "/" + str(attrs["subresource"])
-    allowed = user is not ANONYMOUS and sb.rules.allowed(
+    allowed = sb._may(
         user,
         str(attrs.get("verb", "")),
         str(attrs.get("group", "")),
         resource,
         attrs.get("namespace") or None,
+        attrs.get("name") or None,
     )
     return {
         "kind": "SelfSubjectAccessReview",

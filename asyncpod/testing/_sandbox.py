@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
+import copy
 import itertools
 import os
 import shutil
@@ -21,10 +23,11 @@ from typing import Any, TypeVar
 import yaml
 from aiohttp import web
 
-from asyncpod.testing import _lists
-from asyncpod.testing._auth import AccessRules, Authenticator
+from asyncpod.testing import _lists, _rbac
+from asyncpod.testing._auth import ANONYMOUS, AccessRules, Authenticator, User
 from asyncpod.testing._faults import Faults, RequestLog
 from asyncpod.testing._kubelet import STREAM_PROTOCOLS
+from asyncpod.testing._nodes import FakeKubelet
 from asyncpod.testing._objects import Watcher
 from asyncpod.testing._patch import merge_patch
 from asyncpod.testing._pki import shared_pki
@@ -73,6 +76,17 @@ class Sandbox:
             (default: a temporary folder removed by ``close()``).
         root_ca_configmap: create ``kube-root-ca.crt`` in each namespace, as a
             real cluster does.
+        port: the HTTPS listener's port (0: a free one).
+        proxy_port: the plain HTTP listener's port (0: a free one).
+        unix_socket: the Unix socket's path (default: ``proxy.sock`` in ``directory``).
+        kubelet: run pods on a fake node, as kwok does: scheduled, then Running
+            and Ready, deleted gracefully (``False``: no node, pods stay Pending
+            and deletes are immediate). Settable later as ``sb.kubelet``.
+        kubelet_delay: seconds between the steps of a pod's life (scheduled,
+            running, gone after a graceful delete).
+        rbac: evaluate the stored Roles, ClusterRoles and bindings as the real
+            authorizer does (with the bootstrap ``cluster-admin`` and
+            ``system:basic-user`` roles); the rule table applies as well.
     """
 
     def __init__(
@@ -85,6 +99,12 @@ class Sandbox:
         token_lifetime: float = 3600.0,
         directory: str | os.PathLike[str] | None = None,
         root_ca_configmap: bool = True,
+        port: int = 0,
+        proxy_port: int = 0,
+        unix_socket: str | os.PathLike[str] | None = None,
+        kubelet: bool = True,
+        kubelet_delay: float = 0.02,
+        rbac: bool = False,
     ) -> None:
         self.bookmark_interval = bookmark_interval
         self.bookmark_lead = bookmark_lead
@@ -101,7 +121,15 @@ class Sandbox:
         self._store.on_change.append(self._track_service_accounts)
         if root_ca_configmap:
             self._store.root_ca = self._pki.ca_pem.decode()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._kubelet = FakeKubelet(self._store, self._later, delay=kubelet_delay)
+        self._store.on_change.append(self._kubelet.on_change)
+        self._store.later = self._later_or_now
+        self.kubelet_default = kubelet
+        self.rbac = rbac
         self._store.reset()
+        self._bootstrap_rbac()
+        self.kubelet = kubelet
         self._open_watches: set[Watcher] = set()
         # Audit-Id values: UUID-shaped, unique, and cheaper than uuid4() per request.
         prefix = uuid.uuid4().hex
@@ -117,15 +145,14 @@ class Sandbox:
         self.proxy_rejects_exec = False
         self._mapped_ports: dict[tuple[str, str, int], tuple[str, int]] = {}
         self._stopping = False
-        self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._runners: list[web.BaseRunner] = []
         self._pod_count = 0
-        self.port = 0
-        self.proxy_port = 0
+        self.port = port
+        self.proxy_port = proxy_port
         self.ca_file = self.directory / "ca.crt"
         self.ca_file.write_bytes(self._pki.ca_pem)
-        self.unix_socket = str(self.directory / "proxy.sock")
+        self.unix_socket = str(unix_socket or self.directory / "proxy.sock")
         self.kubeconfig = self.directory / "kubeconfig"
         self._server_cert = self.directory / "server.crt"
         self._server_key = self.directory / "server.key"
@@ -182,6 +209,7 @@ class Sandbox:
             return self
         if not self.port:
             self.port = _free_port()
+        if not self.proxy_port:
             self.proxy_port = _free_port()
         self._stopping = False
         if os.path.exists(self.unix_socket):
@@ -200,6 +228,7 @@ class Sandbox:
             self.stop()
             raise
         self._write_kubeconfig()
+        self._call(self._kubelet.resync)
         return self
 
     def _run(self, loop: asyncio.AbstractEventLoop, ready: concurrent.futures.Future[None]) -> None:
@@ -268,6 +297,9 @@ class Sandbox:
     def close(self) -> None:
         """Stop and remove the sandbox's files (when it made its own folder)."""
         self.stop()
+        # aiohttp leaves the socket file; one outside our folder would outlive us.
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self.unix_socket)
         if self._owns_directory:
             shutil.rmtree(self.directory, ignore_errors=True)
 
@@ -338,6 +370,109 @@ class Sandbox:
             self._authenticator.service_accounts.pop(key, None)
         else:
             self._authenticator.service_accounts[key] = meta["uid"]
+
+    # ---- authorization
+
+    def _bootstrap_rbac(self) -> None:
+        if not self.rbac:
+            return
+        for obj in _rbac.BOOTSTRAP:
+            rt = self._type_of(obj)
+            if self._store.find(rt, None, obj["metadata"]["name"]) is None:
+                self._store.create(rt, None, copy.deepcopy(obj), manager="kube-apiserver")
+
+    def _may(
+        self,
+        user: User,
+        verb: str,
+        group: str,
+        resource: str,
+        namespace: str | None,
+        name: str | None = None,
+    ) -> bool:
+        """The authorization decision: the rule table, then RBAC when it is on."""
+        if user is ANONYMOUS or not self.rules.allowed(user, verb, group, resource, namespace):
+            return False
+        return not self.rbac or _rbac.allows(
+            self._store, user, verb, group, resource, namespace, name
+        )
+
+    # ---- the fake node
+
+    def _later(self, delay: float, fn: Callable[[], None]) -> None:
+        """Run ``fn`` on the server's thread after ``delay`` s (dropped when stopped)."""
+        loop = self._loop
+        if loop is None or loop.is_closed():
+            return
+        loop.call_later(delay, fn)
+
+    def _later_or_now(self, delay: float, fn: Callable[[], None]) -> None:
+        """Run ``fn`` later on the server's thread, or at once when it is stopped."""
+        loop = self._loop
+        if loop is None or loop.is_closed() or not self.running:
+            fn()
+        else:
+            loop.call_later(delay, fn)
+
+    @property
+    def kubelet(self) -> bool:
+        """Whether pods run on the fake node (``reset()`` restores the constructor's value)."""
+        return self._kubelet.enabled
+
+    @kubelet.setter
+    def kubelet(self, enabled: bool) -> None:
+        self._call(lambda: self._set_kubelet(enabled))
+
+    def _set_kubelet(self, enabled: bool) -> None:
+        self._kubelet.enabled = enabled
+        self._store.graceful_pods = enabled
+        if enabled:
+            self._kubelet.resync()
+        else:
+            self._kubelet.remove_node()
+
+    @property
+    def kubelet_delay(self) -> float:
+        """Seconds between the steps of a pod's life on the fake node."""
+        return self._kubelet.delay
+
+    @kubelet_delay.setter
+    def kubelet_delay(self, seconds: float) -> None:
+        self._kubelet.delay = seconds
+
+    def exit_container(
+        self,
+        pod: str,
+        exit_code: int = 0,
+        *,
+        namespace: str = "default",
+        container: str | None = None,
+        reason: str | None = None,
+        message: str | None = None,
+    ) -> dict[str, Any]:
+        """Make a running container exit, as if its process ended; returns the pod.
+
+        The pod follows its ``restartPolicy``: ``Always`` (and ``OnFailure``
+        after a failure) restarts the container (``restartCount`` + 1, the exit
+        in ``lastState``); otherwise it stays terminated and, once none runs,
+        the pod is ``Succeeded`` (every exit code 0) or ``Failed``.
+
+        Args:
+            pod: the pod's name; it must be Running on the fake node.
+            exit_code: the process's exit code (0: it finished).
+            namespace: the pod's namespace.
+            container: which container (default: the first).
+            reason: the terminated state's reason (default ``Completed`` or ``Error``).
+            message: the terminated state's message.
+
+        Raises:
+            SandboxError: the pod is missing (404) or the container is not running (400).
+        """
+        return self._call(
+            lambda: self._kubelet.exit_container(
+                namespace, pod, container, exit_code, reason, message
+            )
+        )
 
     # ---- direct access to the state (no HTTP)
 
@@ -411,10 +546,20 @@ class Sandbox:
 
         return self._call(run)
 
-    def delete(self, resource: str, name: str, *, namespace: str | None = "default") -> None:
-        """Delete an object (finalizers are honoured)."""
+    def delete(
+        self,
+        resource: str,
+        name: str,
+        *,
+        namespace: str | None = "default",
+        grace_period: int | None = None,
+    ) -> None:
+        """Delete an object (finalizers are honoured; a running pod goes gracefully).
+
+        ``grace_period=0`` deletes a pod at once, as ``kubectl delete --now``.
+        """
         rt = self._type(resource)
-        self._call(lambda: self._store.delete(rt, namespace, name))
+        self._call(lambda: self._store.delete(rt, namespace, name, grace_period=grace_period))
 
     def ensure_namespace(self, name: str) -> None:
         """Create the namespace unless it exists."""
@@ -497,6 +642,8 @@ class Sandbox:
                 watcher.close()
             self._authenticator.service_accounts.clear()
             self._store.reset()
+            self._bootstrap_rbac()
+            self._set_kubelet(self.kubelet_default)
 
         self._call(run)
 

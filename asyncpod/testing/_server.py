@@ -7,6 +7,7 @@ own modules; this one reads requests and writes answers.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import re
 import time
@@ -74,7 +75,7 @@ class Handler:
         if err.status == 403:
             headers["X-Content-Type-Options"] = "nosniff"
         headers.update(err.headers)
-        return web.Response(status=err.status, body=_json.dumps(err.body), headers=headers)
+        return web.Response(status=err.status, body=_json.dumps(err.body) + b"\n", headers=headers)
 
     def _not_found_text(self, audit_id: str, user: User | None) -> web.Response:
         """Imitates the plain-text 404 of a path outside the resource API."""
@@ -125,13 +126,16 @@ class Handler:
             if "Impersonate-User" in request.headers:
                 user = self._impersonate(request, user)
             response = await self._route(request, method, path, query, user, audit_id, fault)
+            _prettify(request, response)
             answer = response.status
             if fault is not None and fault.kind == "drop_after":
                 drop()
             return response
         except StatusError as err:
             answer = err.status
-            return self._error(err, audit_id, user)
+            response = self._error(err, audit_id, user)
+            _prettify(request, response)
+            return response
         except Drop:
             # The client sees the connection close; aiohttp's attempt to send
             # this never-delivered answer fails quietly on the closed transport.
@@ -167,7 +171,7 @@ class Handler:
         """Imitates the impersonation filter (``Impersonate-User``/``-Group``/``-Uid``)."""
         # kubectl --as / --as-group: the caller needs the "impersonate" verb.
         name = request.headers["Impersonate-User"]
-        if user is ANONYMOUS or not self.sb.rules.allowed(user, "impersonate", "", "users", None):
+        if not self.sb._may(user, "impersonate", "", "users", None, name):
             raise _status.StatusError(
                 _status.status(
                     403,
@@ -271,9 +275,7 @@ class Handler:
     def _authorize(self, user: User, verb: str, route: Route) -> None:
         """Imitates RBAC's 403 for a resource request the rules do not allow."""
         resource = route.plural + (f"/{route.subresource}" if route.subresource else "")
-        if user is ANONYMOUS or not self.sb.rules.allowed(
-            user, verb, route.group, resource, route.namespace
-        ):
+        if not self.sb._may(user, verb, route.group, resource, route.namespace, route.name):
             raise _status.forbidden(
                 user.name,
                 verb,
@@ -290,9 +292,7 @@ class Handler:
         """A JSON document at a non-resource path; anonymous users only reach the public ones."""
         if user is ANONYMOUS and path not in PUBLIC_PATHS:
             raise _status.forbidden_path(user.name, method.lower(), path)
-        return web.Response(
-            status=200, body=_json.dumps(body), headers=self._headers(audit_id, user, JSON)
-        )
+        return _answer(_json.dumps(body), self._headers(audit_id, user, JSON))
 
     def _non_resource(self, method: str, path: str, user: User, audit_id: str) -> web.Response:
         """Imitates the non-resource paths: version, health, OIDC discovery, OpenAPI v3."""
@@ -426,8 +426,31 @@ class Handler:
         return _answer(_json.dumps(answer), self._headers(audit_id, user, JSON), 201)
 
 
+def _prettify(request: web.BaseRequest, response: web.StreamResponse) -> None:
+    """Imitates the API server's pretty answers: ``?pretty=true``, or a curl or Wget client.
+
+    They are indented by two spaces and, unlike compact answers, end without a newline.
+    """
+    if not isinstance(response, web.Response) or response.content_type != JSON:
+        return
+    pretty = request.query.get("pretty")
+    if pretty is None:
+        agent = request.headers.get("User-Agent", "")
+        wanted = agent.startswith(("curl", "Wget"))
+    else:
+        wanted = pretty in TRUE
+    body = response.body
+    if wanted and isinstance(body, bytes):
+        text = json.dumps(json.loads(body), indent=2, ensure_ascii=False)
+        # Go's encoder escapes these three, in strings (the only place they occur).
+        for char, escaped in (("&", "\\u0026"), ("<", "\\u003c"), (">", "\\u003e")):
+            text = text.replace(char, escaped)
+        response.body = text.encode()
+
+
 def _answer(body: bytes, headers: dict[str, str], status: int = 200) -> web.Response:
-    return web.Response(status=status, body=body, headers=headers)
+    # The API server's JSON encoder ends every document with a newline.
+    return web.Response(status=status, body=body + b"\n", headers=headers)
 
 
 async def _read_body(request: web.BaseRequest, *, empty_ok: bool = False) -> Any:

@@ -127,7 +127,11 @@ def invalid(
     details["causes"] = [
         {"reason": reason, "message": message, "field": field} for reason, field, message in causes
     ]
-    return StatusError(status(422, f'{kind} "{name}" is invalid: {joined}', "Invalid", details))
+    # The message names the GroupKind ("Deployment.apps"), the details the bare kind.
+    qualified = f"{kind}.{group}" if group else kind
+    return StatusError(
+        status(422, f'{qualified} "{name}" is invalid: {joined}', "Invalid", details)
+    )
 
 
 def forbidden(
@@ -147,6 +151,23 @@ def forbidden(
         f'in API group "{group}" {where}'
     )
     return StatusError(status(403, message, "Forbidden", _details(name, group, plural)))
+
+
+def namespace_terminating(group: str, plural: str, name: str, namespace: str) -> StatusError:
+    """Imitates the NamespaceLifecycle admission plugin's 403 for a namespace being deleted."""
+    details = _details(name, group, plural)
+    details["causes"] = [
+        {
+            "reason": "NamespaceTerminating",
+            "message": f"namespace {namespace} is being terminated",
+            "field": "metadata.namespace",
+        }
+    ]
+    message = (
+        f'{_what(group, plural)} "{name}" is forbidden: unable to create new content in '
+        f"namespace {namespace} because it is being terminated"
+    )
+    return StatusError(status(403, message, "Forbidden", details))
 
 
 def forbidden_path(user: str, verb: str, path: str) -> StatusError:

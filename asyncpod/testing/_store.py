@@ -6,6 +6,7 @@ import collections
 import ipaddress
 import time
 from collections.abc import Callable, Iterator
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from asyncpod.testing import _admission, _controllers, _fields, _status
@@ -165,6 +166,11 @@ class Store:
         return stored
 
     root_ca: str | None = None
+    # Bound pods are deleted gracefully (a kubelet finishes the deletion).
+    graceful_pods: bool = False
+    # Runs a function later on the store's thread; None: namespaces go at once.
+    later: Callable[[float, Callable[[], None]], None] | None = None
+    lifecycle_delay: float = 0.02
 
     # ---- reads
 
@@ -206,6 +212,8 @@ class Store:
         name = str(metadata.get("name") or "")
         _admission.validate_name(rt, name)
         ns = self._check_namespace(rt, namespace or metadata.get("namespace"))
+        if ns and self.data[("", "namespaces")][("", ns)].obj["metadata"].get("deletionTimestamp"):
+            raise _status.namespace_terminating(rt.group, rt.plural, name, ns)
         if (ns, name) in self.data[rt.key]:
             raise _status.already_exists(rt.group, rt.plural, name)
         now = now_rfc3339()
@@ -324,7 +332,11 @@ class Store:
         if dry_run:
             return Stored(new)
         okey = (ns, name)
-        if old["metadata"].get("deletionTimestamp") and not new["metadata"].get("finalizers"):
+        if (
+            old["metadata"].get("deletionTimestamp")
+            and not new["metadata"].get("finalizers")
+            and not old["metadata"].get("deletionGracePeriodSeconds")
+        ):
             return self._commit(rt, okey, None, "DELETED") if okey in self.data[rt.key] else current
         return self._commit(rt, okey, new, "MODIFIED")
 
@@ -337,11 +349,15 @@ class Store:
         dry_run: bool = False,
         preconditions: dict[str, Any] | None = None,
         propagation: str | None = None,
+        grace_period: int | None = None,
     ) -> tuple[Stored, bool]:
         """Delete an object; returns it and whether it is gone (finalizers may keep it).
 
         Dependents (objects whose ownerReferences name it) are deleted too,
         unless ``propagation`` is ``"Orphan"``: then they only lose the reference.
+        With ``graceful_pods``, a pod bound to a node is only marked (its
+        ``deletionTimestamp`` ``grace_period`` seconds ahead, by default its
+        ``terminationGracePeriodSeconds``): its kubelet deletes it.
         """
         ns = (namespace or "") if rt.namespaced else ""
         current = self.get(rt, ns, name)
@@ -365,8 +381,17 @@ class Store:
                 raise _status.conflict(rt.group, rt.plural, name)
         if dry_run:
             return current, True
+        if rt.key == ("", "pods") and self.graceful_pods:
+            marked = self._graceful_pod_delete(rt, ns, name, current, grace_period)
+            if marked is not None:
+                return marked, False
         if meta.get("finalizers"):
             if meta.get("deletionTimestamp"):
+                if grace_period == 0 and meta.get("deletionGracePeriodSeconds"):
+                    # The grace period is over: the finalizers alone hold it now.
+                    new = current.copy()
+                    new["metadata"]["deletionGracePeriodSeconds"] = 0
+                    return self._commit(rt, (ns, name), new, "MODIFIED"), False
                 return current, False
             new = current.copy()
             new["metadata"]["deletionTimestamp"] = now_rfc3339()
@@ -376,12 +401,73 @@ class Store:
             new["metadata"] = ordered_metadata(new["metadata"])
             return self._commit(rt, (ns, name), new, "MODIFIED"), False
         if rt.key == ("", "namespaces"):
+            if self.later is not None:
+                return self._terminate_namespace(rt, name, current), False
             new = current.copy()
             new["metadata"]["deletionTimestamp"] = now_rfc3339()
             new.setdefault("status", {})["phase"] = "Terminating"
             self._commit(rt, (ns, name), None, "DELETED")
             return Stored(new), True
         return self._commit(rt, (ns, name), None, "DELETED"), True
+
+    def _terminate_namespace(self, rt: ResourceType, name: str, current: Stored) -> Stored:
+        """Imitates a namespace's deletion: ``Terminating`` until its content is gone."""
+        if current.obj["metadata"].get("deletionTimestamp"):
+            return current
+        new = current.copy()
+        new["metadata"]["deletionTimestamp"] = now_rfc3339()
+        new["metadata"]["deletionGracePeriodSeconds"] = 0
+        new["metadata"] = ordered_metadata(new["metadata"])
+        new.setdefault("status", {})["phase"] = "Terminating"
+        stored = self._commit(rt, ("", name), new, "MODIFIED")
+        uid = new["metadata"]["uid"]
+        assert self.later is not None
+        self.later(self.lifecycle_delay, lambda: self._finish_namespace(rt, name, uid))
+        return stored
+
+    def _finish_namespace(self, rt: ResourceType, name: str, uid: str) -> None:
+        """Imitates the namespace controller: delete the content, then drop the finalizer."""
+        current = self.find(rt, None, name)
+        if current is None or current.obj["metadata"].get("uid") != uid:
+            return
+        remaining = 0
+        for key, bucket in list(self.data.items()):
+            owner = self.types.get(key)
+            if owner is None or not owner.namespaced:
+                continue
+            for okey in [k for k in bucket if k[0] == name]:
+                _, gone = self.delete(owner, name, okey[1])
+                remaining += not gone
+        if remaining and self.later is not None:
+            # Finalizers or graceful pods hold some objects: look again later.
+            self.later(self.lifecycle_delay, lambda: self._finish_namespace(rt, name, uid))
+            return
+        self._commit(rt, ("", name), None, "DELETED")
+
+    def _graceful_pod_delete(
+        self, rt: ResourceType, ns: str, name: str, current: Stored, grace: int | None
+    ) -> Stored | None:
+        # The pod strategy's CheckGracefulDelete: a pod bound to a node is
+        # deleted gracefully unless the grace period is 0; a new, shorter grace
+        # period moves the deadline closer.
+        meta = current.obj["metadata"]
+        spec = current.obj.get("spec") or {}
+        if not spec.get("nodeName"):
+            return None
+        if grace is None:
+            grace = int(spec.get("terminationGracePeriodSeconds", 30))
+        if grace <= 0 or (current.obj.get("status") or {}).get("phase") in ("Succeeded", "Failed"):
+            return None
+        previous = meta.get("deletionGracePeriodSeconds")
+        if previous is not None and previous <= grace:
+            return current
+        new = current.copy()
+        moment = datetime.now(timezone.utc) + timedelta(seconds=grace)
+        new["metadata"]["deletionTimestamp"] = moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+        new["metadata"]["deletionGracePeriodSeconds"] = grace
+        new["metadata"]["generation"] = int(meta.get("generation", 1)) + 1
+        new["metadata"] = ordered_metadata(new["metadata"])
+        return self._commit(rt, (ns, name), new, "MODIFIED")
 
     # ---- watches
 

@@ -65,6 +65,68 @@ def _service_cells(obj: dict[str, Any]) -> list[Any]:
     return [spec.get("type", "ClusterIP"), spec.get("clusterIP", "<none>"), "<none>", ports]
 
 
+def _node_cells(obj: dict[str, Any]) -> list[Any]:
+    status = obj.get("status") or {}
+    ready = [c for c in status.get("conditions") or [] if c.get("type") == "Ready"]
+    state = "Ready" if ready and ready[0].get("status") == "True" else "NotReady"
+    if (obj.get("spec") or {}).get("unschedulable"):
+        state += ",SchedulingDisabled"
+    prefix = "node-role.kubernetes.io/"
+    labels = obj["metadata"].get("labels") or {}
+    roles = ",".join(sorted(k[len(prefix) :] for k in labels if k.startswith(prefix)))
+    return [state, roles or "<none>", (status.get("nodeInfo") or {}).get("kubeletVersion", "")]
+
+
+def _job_cells(obj: dict[str, Any]) -> list[Any]:
+    status = obj.get("status") or {}
+    conditions = {c.get("type"): c.get("status") for c in status.get("conditions") or []}
+    if conditions.get("Complete") == "True":
+        state = "Complete"
+    elif conditions.get("Failed") == "True":
+        state = "Failed"
+    elif conditions.get("Suspended") == "True":
+        state = "Suspended"
+    else:
+        state = "Running"
+    completions = (obj.get("spec") or {}).get("completions")
+    done = f"{status.get('succeeded', 0)}/{completions if completions is not None else 1}"
+    return [state, done, ""]
+
+
+def _daemonset_cells(obj: dict[str, Any]) -> list[Any]:
+    status = obj.get("status") or {}
+    selector = ((obj.get("spec") or {}).get("template") or {}).get("spec", {}).get("nodeSelector")
+    return [
+        status.get("desiredNumberScheduled", 0),
+        status.get("currentNumberScheduled", 0),
+        status.get("numberReady", 0),
+        status.get("updatedNumberScheduled", 0),
+        status.get("numberAvailable", 0),
+        ",".join(f"{k}={v}" for k, v in sorted((selector or {}).items())) or "<none>",
+    ]
+
+
+def _replicaset_cells(obj: dict[str, Any]) -> list[Any]:
+    status = obj.get("status") or {}
+    return [
+        (obj.get("spec") or {}).get("replicas", 0),
+        status.get("replicas", 0),
+        status.get("readyReplicas", 0),
+    ]
+
+
+def _cronjob_cells(obj: dict[str, Any]) -> list[Any]:
+    spec = obj.get("spec") or {}
+    status = obj.get("status") or {}
+    return [
+        spec.get("schedule", ""),
+        spec.get("timeZone") or "<none>",
+        "True" if spec.get("suspend") else "False",
+        len(status.get("active") or []),
+        status.get("lastScheduleTime") or "<none>",
+    ]
+
+
 Cells = Callable[[dict[str, Any]], list[Any]]
 
 # Columns (besides Name and Age) of the API server's printers for the built-in kinds.
@@ -75,8 +137,37 @@ _PRINTERS: dict[str, tuple[tuple[str, ...], Cells]] = {
     "Secret": (("Type", "Data"), lambda o: [o.get("type", ""), len(o.get("data") or {})]),
     "Namespace": (("Status",), lambda o: [(o.get("status") or {}).get("phase", "")]),
     "Service": (("Type", "Cluster-IP", "External-IP", "Port(s)"), _service_cells),
+    "Node": (("Status", "Roles", "Age", "Version"), _node_cells),
+    "Job": (("Status", "Completions", "Duration"), _job_cells),
+    "CronJob": (
+        ("Schedule", "Timezone", "Suspend", "Active", "Last Schedule"),
+        _cronjob_cells,
+    ),
+    "DaemonSet": (
+        ("Desired", "Current", "Ready", "Up-to-date", "Available", "Node Selector"),
+        _daemonset_cells,
+    ),
+    "ReplicaSet": (("Desired", "Current", "Ready"), _replicaset_cells),
+    "ReplicationController": (("Desired", "Current", "Ready"), _replicaset_cells),
+    "StatefulSet": (
+        ("Ready",),
+        lambda o: [
+            f"{(o.get('status') or {}).get('readyReplicas', 0)}/"
+            f"{(o.get('spec') or {}).get('replicas', 0)}"
+        ],
+    ),
+    "ServiceAccount": (("Secrets",), lambda o: [len(o.get("secrets") or [])]),
 }
-_INTEGER_COLUMNS = ("Restarts", "Data", "Up-to-date", "Available")
+_INTEGER_COLUMNS = (
+    "Restarts",
+    "Data",
+    "Up-to-date",
+    "Available",
+    "Desired",
+    "Current",
+    "Active",
+    "Secrets",
+)
 
 
 def table(
@@ -87,7 +178,9 @@ def table(
     cells_of: Cells | None = None
     if not rt.custom and rt.kind in _PRINTERS:
         extra, cells_of = _PRINTERS[rt.kind]
-    names = ("Name", *extra, "Age")
+    # Age comes last unless the printer places it (nodes: Age before Version).
+    names = ("Name", *extra) if "Age" in extra else ("Name", *extra, "Age")
+    age_at = names.index("Age")
     columns = [
         {
             "name": name,
@@ -105,7 +198,7 @@ def table(
         cells: list[Any] = [obj["metadata"]["name"]]
         if cells_of is not None:
             cells += cells_of(obj)
-        cells.append(_age(obj["metadata"].get("creationTimestamp")))
+        cells.insert(age_at, _age(obj["metadata"].get("creationTimestamp")))
         row: dict[str, Any] = {"cells": cells}
         if include == "Object":
             row["object"] = obj

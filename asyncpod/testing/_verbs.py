@@ -33,6 +33,21 @@ PATCH_TYPES = {
 
 Listing = tuple[list[Stored], int, str | None, int | None]
 
+# The registries built with ``ReturnDeletedObject: true`` (and namespaces, whose
+# own Delete answers the object): their DELETE answers the deleted object; the
+# others answer a Success Status once the object is gone.
+RETURNS_DELETED = frozenset(
+    {
+        ("", "pods"),
+        ("", "namespaces"),
+        ("", "services"),
+        ("", "serviceaccounts"),
+        ("", "persistentvolumes"),
+        ("", "persistentvolumeclaims"),
+        ("storage.k8s.io", "storageclasses"),
+    }
+)
+
 
 def method_not_allowed() -> StatusError:
     """405, as for a POST to a named object."""
@@ -335,11 +350,16 @@ def delete(
     """Imitates DELETE of one object, with preconditions and ``propagationPolicy``.
 
     As the real registries do, most kinds answer a Success Status once the
-    object is gone; pods, namespaces and custom resources (and any object a
-    finalizer keeps) answer the object itself.
+    object is gone; those of ``RETURNS_DELETED`` and custom resources (and
+    any object a finalizer keeps) answer the object itself.
     """
     assert route.name is not None
     opts = options if isinstance(options, dict) else {}
+    grace = query.get("gracePeriodSeconds", opts.get("gracePeriodSeconds"))
+    try:
+        grace_period = None if grace is None else int(grace)
+    except (TypeError, ValueError):
+        raise _status.bad_request(f"invalid gracePeriodSeconds: {grace}") from None
     stored, gone = store.delete(
         rt,
         route.namespace,
@@ -347,8 +367,9 @@ def delete(
         dry_run=dry_run,
         preconditions=opts.get("preconditions"),
         propagation=query.get("propagationPolicy") or opts.get("propagationPolicy"),
+        grace_period=grace_period,
     )
-    if not gone or rt.kind in ("Pod", "Namespace") or rt.custom:
+    if not gone or rt.key in RETURNS_DELETED or rt.custom:
         return stored
     details: dict[str, Any] = {"name": route.name}
     if rt.group:

@@ -98,6 +98,10 @@ async def test_quick_look_runs_as_written(sandbox: Sandbox, tmp_path: Path) -> N
     sandbox.create(_pod("web-0", namespace="team"))
     sandbox.create(_configmap("web-config", namespace="team", app="web"))
     sandbox.create(_configmap("db-config", namespace="team", app="db"))
+    # A settled cluster: web-0 runs, so the watch's first event is web-1's.
+    sandbox.wait_for(
+        lambda: sandbox.get("pods", "web-0", namespace="team")["status"]["phase"] == "Running"
+    )
     seen: dict[str, Any] = {}
 
     async def main() -> None:
@@ -164,6 +168,8 @@ gc.collect()
 
 def test_quick_look_under_asyncio_run_and_trio_run(sandbox: Sandbox, tmp_path: Path) -> None:
     """The Quick look as a program: same output under asyncio.run and trio.run, no warning."""
+    # An unscheduled pod is deleted at once: the watch's first event is its DELETED.
+    sandbox.kubelet = False
     pod_env = sandbox.pod_environment(namespace="team", root=tmp_path / "sa")
     sandbox.create(_configmap("web-config", namespace="team", app="web"))
     script = tmp_path / "quick_look.py"

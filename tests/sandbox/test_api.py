@@ -341,18 +341,46 @@ async def test_finalizers_delay_deletion(sandbox: Sandbox) -> None:
 
 
 async def test_namespace_deletion_removes_its_objects(sandbox: Sandbox) -> None:
-    """Deleting a namespace deletes what it held."""
+    """A deleted namespace is Terminating, refuses new objects, then goes with its content."""
     sandbox.ensure_namespace("temp")
     sandbox.create(configmap("x"), namespace="temp")
+    held = configmap("held")
+    held["metadata"]["finalizers"] = ["example.com/hold"]
+    sandbox.create(held, namespace="temp")
     async with proxy_client(sandbox) as client:
         gone = (await client.delete("/api/v1/namespaces/temp")).json()
         assert gone["status"]["phase"] == "Terminating"
+        assert gone["metadata"]["deletionTimestamp"]
+        refused = await client.post("/api/v1/namespaces/temp/configmaps", json=configmap("new"))
+        assert refused.status_code == 403
+        assert refused.json()["message"] == (
+            'configmaps "new" is forbidden: unable to create new content in namespace temp '
+            "because it is being terminated"
+        )
+        assert refused.json()["details"]["causes"][0]["reason"] == "NamespaceTerminating"
+        sandbox.wait_for(
+            lambda: (
+                sandbox.objects("configmaps", namespace="temp") != []
+                and all(
+                    cm["metadata"].get("deletionTimestamp")
+                    for cm in sandbox.objects("configmaps", namespace="temp")
+                )
+            )
+        )
+        assert (await client.get("/api/v1/namespaces/temp")).json()["status"]["phase"] == (
+            "Terminating"
+        )
+        sandbox.patch("configmaps", "held", {"metadata": {"finalizers": None}}, namespace="temp")
+        sandbox.wait_for(
+            lambda: "temp" not in [n["metadata"]["name"] for n in sandbox.objects("ns")]
+        )
         assert (await client.get("/api/v1/namespaces/temp/configmaps/x")).status_code == 404
         assert (await client.get("/api/v1/namespaces/temp")).status_code == 404
 
 
 async def test_pod_defaults_status_and_log(sandbox: Sandbox) -> None:
     """A pod gets the server's defaults; status and log subresources work."""
+    sandbox.kubelet = False  # the test writes the status a kubelet would
     async with proxy_client(sandbox) as client:
         pod = (await client.post(PODS, json=_pod("web"))).json()
         assert pod["status"] == {"phase": "Pending", "qosClass": "BestEffort"}
@@ -455,6 +483,7 @@ async def test_custom_resource_definition_serves_new_resource(sandbox: Sandbox) 
 async def test_table_for_kubectl_get(sandbox: Sandbox) -> None:
     """Asked for a Table (as kubectl get is), the server sends rows and columns."""
     sandbox.create(_pod("web"))
+    sandbox.wait_for(lambda: sandbox.get("pods", "web")["status"]["phase"] == "Running")
     accept = "application/json;as=Table;v=v1;g=meta.k8s.io,application/json"
     async with proxy_client(sandbox) as client:
         table = (await client.get(PODS, headers={"Accept": accept})).json()
@@ -466,7 +495,7 @@ async def test_table_for_kubectl_get(sandbox: Sandbox) -> None:
         "Restarts",
         "Age",
     ]
-    assert table["rows"][0]["cells"][:3] == ["web", "0/1", "Pending"]
+    assert table["rows"][0]["cells"][:3] == ["web", "1/1", "Running"]
     assert table["rows"][0]["object"]["kind"] == "PartialObjectMetadata"
 
 
@@ -540,6 +569,7 @@ async def test_owner_references_cascade_or_orphan(sandbox: Sandbox) -> None:
 
 async def test_sandbox_patch_plays_a_controller(sandbox: Sandbox) -> None:
     """sb.patch(..., subresource="status") moves a pod along, and watches see it."""
+    sandbox.kubelet = False  # the test plays the kubelet
     sandbox.create(_pod("web"))
     rv = str(sandbox.resource_version)
     running = sandbox.patch("pods", "web", {"status": {"phase": "Running"}}, subresource="status")

@@ -77,7 +77,7 @@ def test_get_raw_api(sandbox: Sandbox) -> None:
 
 
 def test_create_get_apply_delete(sandbox: Sandbox, manifest: Path) -> None:
-    """create -f, get -o json, apply --server-side, get (table), delete -f all work."""
+    """create -f, get -o json, apply --server-side, get (table), delete -f (graceful) work."""
     out = kubectl(sandbox, "create", "-f", str(manifest))
     assert "configmap/app-config created" in out
     assert "pod/demo created" in out
@@ -88,11 +88,45 @@ def test_create_get_apply_delete(sandbox: Sandbox, manifest: Path) -> None:
     out = kubectl(sandbox, "apply", "--server-side", "--force-conflicts", "-f", str(manifest))
     assert "configmap/app-config serverside-applied" in out
     assert sandbox.get("configmaps", "app-config")["data"] == {"mode": "live"}
+    sandbox.wait_for(lambda: sandbox.get("pods", "demo")["status"]["phase"] == "Running")
     table = kubectl(sandbox, "get", "pods")
-    assert re.search(r"^demo\s+0/1\s+Pending\s+0\s+\d+s$", table, re.MULTILINE), table
+    assert re.search(r"^demo\s+1/1\s+Running\s+0\s+\d+s$", table, re.MULTILINE), table
     out = kubectl(sandbox, "delete", "-f", str(manifest))
     assert 'configmap "app-config" deleted' in out
     assert sandbox.objects("pods", namespace="default") == []
+
+
+def test_tables_of_nodes_and_workloads(sandbox: Sandbox) -> None:
+    """kubectl get prints the real columns for nodes, jobs and daemonsets."""
+    template = {
+        "metadata": {"labels": {"a": "b"}},
+        "spec": {"containers": [{"name": "c", "image": "i"}]},
+    }
+    sandbox.create(
+        {
+            "apiVersion": "apps/v1",
+            "kind": "DaemonSet",
+            "metadata": {"name": "agent"},
+            "spec": {"selector": {"matchLabels": {"a": "b"}}, "template": template},
+        }
+    )
+    job_template = {**template, "spec": {**template["spec"], "restartPolicy": "Never"}}
+    sandbox.create(
+        {
+            "apiVersion": "batch/v1",
+            "kind": "Job",
+            "metadata": {"name": "once"},
+            "spec": {"template": job_template},
+        }
+    )
+    nodes = kubectl(sandbox, "get", "nodes")
+    assert nodes.splitlines()[0].split() == ["NAME", "STATUS", "ROLES", "AGE", "VERSION"]
+    assert re.search(r"^sandbox-node\s+Ready\s+<none>\s+\d+s\s+v1\.36\.\d+$", nodes, re.M), nodes
+    jobs = kubectl(sandbox, "get", "jobs")
+    assert jobs.splitlines()[0].split() == ["NAME", "STATUS", "COMPLETIONS", "DURATION", "AGE"]
+    assert jobs.splitlines()[1].split()[:3] == ["once", "Running", "0/1"]
+    daemonsets = kubectl(sandbox, "get", "ds")
+    assert daemonsets.splitlines()[1].split()[:7] == ["agent", "0", "0", "0", "0", "0", "<none>"]
 
 
 def test_auth_whoami(sandbox: Sandbox) -> None:

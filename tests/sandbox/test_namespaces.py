@@ -13,11 +13,12 @@ from tests.helpers.sandbox import CM, configmap, https_client
 
 pytestmark = pytest.mark.anyio
 
-# kube-apiserver 1.36's answer body (error-400-namespace-mismatch), byte for byte.
+# kube-apiserver 1.36's answer body (error-400-namespace-mismatch, Content-Length 200),
+# byte for byte: compact JSON and a newline.
 MISMATCH_BODY = (
     b'{"kind":"Status","apiVersion":"v1","metadata":{},"status":"Failure",'
     b'"message":"the namespace of the provided object does not match the namespace sent on '
-    b'the request","reason":"BadRequest","code":400}'
+    b'the request","reason":"BadRequest","code":400}\n'
 )
 MERGE = {"Content-Type": "application/merge-patch+json"}
 APPLY = {"Content-Type": "application/apply-patch+yaml"}
@@ -34,7 +35,7 @@ def _assert_mismatch(response: httpx.Response) -> None:
     assert response.status_code == 400
     assert response.content == MISMATCH_BODY
     assert response.headers["content-type"] == "application/json"
-    assert response.headers["content-length"] == str(len(MISMATCH_BODY))
+    assert response.headers["content-length"] == str(len(MISMATCH_BODY)) == "200"
     assert response.headers["cache-control"] == "no-cache, private"
     assert "audit-id" in response.headers
 

@@ -1,0 +1,201 @@
+"""``asyncpod sandbox`` run as a subprocess, reached by kubectl and by asyncpod."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import attrs
+import httpx
+import pytest
+
+import asyncpod
+
+MANIFESTS = """\
+apiVersion: v1
+kind: ConfigMap
+metadata: {name: settings, namespace: team}
+data: {mode: fast}
+---
+apiVersion: v1
+kind: Namespace
+metadata: {name: team}
+"""
+
+
+@attrs.frozen
+class Served:
+    """A running ``asyncpod sandbox`` process and what it printed."""
+
+    process: subprocess.Popen[str]
+    kubeconfig: Path
+    sa_dir: Path
+    lines: list[str]
+
+
+def _env() -> dict[str, str]:
+    return {k: v for k, v in os.environ.items() if not k.startswith(("ASYNCPOD_", "KUBE"))}
+
+
+def _start(*args: str) -> tuple[subprocess.Popen[str], list[str]]:
+    process = subprocess.Popen(
+        [sys.executable, "-m", "asyncpod", "sandbox", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=_env(),
+    )
+    assert process.stdout is not None
+    last = "# in a pod" if "--service-account-dir" in args else "# Unix socket"
+    lines = []
+    for line in process.stdout:
+        lines.append(line.rstrip("\n"))
+        if line.startswith(last):
+            break
+    return process, lines
+
+
+def _stop(process: subprocess.Popen[str]) -> int:
+    process.send_signal(signal.SIGINT)
+    try:
+        return process.wait(timeout=30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+        for stream in (process.stdout, process.stderr):
+            if stream is not None:
+                stream.close()
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
+    root = tmp_path_factory.mktemp("served")
+    (root / "manifests").mkdir()
+    (root / "manifests" / "team.yaml").write_text(MANIFESTS)
+    kubeconfig = root / "kube" / "config"
+    sa_dir = root / "sa"
+    process, lines = _start(
+        "--kubeconfig",
+        str(kubeconfig),
+        "--service-account-dir",
+        str(sa_dir),
+        "--namespace",
+        "team",
+        "--load",
+        str(root / "manifests"),
+        "--rbac",
+    )
+    yield Served(process, kubeconfig, sa_dir, lines)
+    assert _stop(process) == 0
+
+
+def test_prints_the_export_lines(served: Served) -> None:
+    """The command says where it serves and the line that points kubectl at it."""
+    assert served.lines[0].startswith("# asyncpod sandbox: https://127.0.0.1:")
+    assert "2 object(s) loaded" in served.lines[0]
+    assert f"export KUBECONFIG={served.kubeconfig}" in served.lines
+    assert served.kubeconfig.stat().st_mode & 0o077 == 0
+
+
+@pytest.mark.kubectl
+def test_kubectl_reads_the_loaded_objects(served: Served, tmp_path: Path) -> None:
+    """kubectl with the written kubeconfig sees the namespaces and the loaded ConfigMap."""
+    kubectl = shutil.which("kubectl")
+    if kubectl is None:
+        pytest.skip("kubectl is not installed")
+    env = {**_env(), "KUBECACHEDIR": str(tmp_path / "cache")}
+    run = [kubectl, "--kubeconfig", str(served.kubeconfig)]
+    namespaces = subprocess.run(
+        [*run, "get", "ns", "-o", "name"], capture_output=True, text=True, env=env, timeout=60
+    )
+    assert namespaces.returncode == 0, namespaces.stderr
+    assert "namespace/team" in namespaces.stdout.split()
+    assert "namespace/default" in namespaces.stdout.split()
+    mode = subprocess.run(
+        [*run, "get", "cm", "settings", "-n", "team", "-o", "jsonpath={.data.mode}"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
+    assert mode.stdout == "fast", mode.stderr
+
+
+@pytest.mark.anyio
+async def test_asyncpod_reaches_it_through_kubeconfig_and_folder(served: Served) -> None:
+    """asyncpod connects with the kubeconfig and the pod's folder; --rbac refuses the pod."""
+    async with asyncpod.Client(asyncpod.Config.from_kubeconfig(served.kubeconfig)) as k8s:
+        cm = await k8s.get("configmaps", "settings", namespace="team")
+        port = int(str(k8s.config.server).rsplit(":", 1)[1])
+    assert cm["data"] == {"mode": "fast"}
+    assert (served.sa_dir / "namespace").read_text() == "team"
+    environ = {"KUBERNETES_SERVICE_HOST": "127.0.0.1", "KUBERNETES_SERVICE_PORT": str(port)}
+    config = asyncpod.Config.in_cluster(root=served.sa_dir, environ=environ)
+    async with asyncpod.Client(config) as k8s:
+        review = await k8s.create(
+            "selfsubjectreviews.authentication.k8s.io",
+            {"apiVersion": "authentication.k8s.io/v1", "kind": "SelfSubjectReview"},
+        )
+        with pytest.raises(asyncpod.ForbiddenError):
+            await k8s.get("configmaps", "settings")
+    assert review["status"]["userInfo"]["username"] == "system:serviceaccount:team:default"
+
+
+def test_a_refused_manifest_names_file_and_document(tmp_path: Path) -> None:
+    """A manifest the server refuses stops the command with one line naming it."""
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("apiVersion: v1\nkind: Namespace\nmetadata: {name: ok}\n---\nkind: Nope\n")
+    result = subprocess.run(
+        [sys.executable, "-m", "asyncpod", "sandbox", "--load", str(bad)],
+        capture_output=True,
+        text=True,
+        env=_env(),
+        timeout=60,
+    )
+    assert result.returncode == 1
+    assert result.stderr.startswith(f"asyncpod: error: --load {bad}: document 2 (Nope")
+    assert "Traceback" not in result.stderr
+
+
+def test_chosen_ports_and_socket(tmp_path: Path) -> None:
+    """--proxy-port, --unix-socket and --no-kubelet are honoured; Ctrl-C ends it cleanly."""
+    from asyncpod.testing._sandbox import _free_port
+
+    port = _free_port()
+    sock = tmp_path / "k.sock"
+    process, lines = _start("--proxy-port", str(port), "--unix-socket", str(sock), "--no-kubelet")
+    try:
+        assert f"# kubectl proxy style: export ASYNCPOD_PROXY_URL=http://127.0.0.1:{port}" in lines
+        assert sock.exists()
+        with httpx.Client(transport=httpx.HTTPTransport(uds=str(sock))) as client:
+            nodes = client.get("http://localhost/api/v1/nodes").json()
+        assert nodes["items"] == []
+    finally:
+        assert _stop(process) == 0
+    assert not sock.exists()
+
+
+@pytest.mark.parametrize("command", ["demo", "sandbox"])
+def test_without_the_testing_extra_one_line_names_it(command: str) -> None:
+    """On a plain install (no cryptography) demo and sandbox say which extra to install."""
+    # None in sys.modules makes `import cryptography` fail as on an install without it.
+    code = (
+        "import sys; sys.modules['cryptography'] = None\n"
+        "from asyncpod._cli import main\n"
+        f"sys.exit(main([{command!r}]))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=_env(), timeout=60
+    )
+    assert result.returncode == 1
+    assert result.stderr == (
+        "asyncpod: error: the sandbox needs the 'testing' extra (cryptography is not "
+        "installed): pip install 'asyncpod[testing]'\n"
+    )
+    assert result.stdout == ""
