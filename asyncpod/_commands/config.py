@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from asyncpod._chain import load_config
-from asyncpod._commands._output import write
+from asyncpod._commands._output import runtime_line, write
 from asyncpod._errors import ConfigError
 
 LINKS = ("unix", "proxy", "in-cluster", "kubeconfig")
@@ -37,6 +37,7 @@ def run(args: argparse.Namespace) -> int:
     write(f"link:      {config.source}")
     write(f"server:    {config.server or f'unix:{config.socket_path}'}")
     write(f"namespace: {config.namespace}")
+    write(f"runtime:   {runtime_line()}")
     write("chain:")
     chosen = False
     for name in LINKS:
