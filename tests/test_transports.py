@@ -222,6 +222,23 @@ async def test_fifty_megabyte_body(
 # streaming
 
 
+async def test_streamed_body_over_tls_arrives_whole(
+    make_transport: Callable[..., Transport], server: TransportTestServer, ca: trustme.CA
+) -> None:
+    """A 5 MB body streamed over TLS (hundreds of records) arrives byte for byte."""
+    size = 5 * 1024 * 1024
+    transport = make_transport(endpoint_for("https", server, ca))
+    response = await transport.send(Request(method="GET", target=f"/big?size={size}", stream=True))
+    try:
+        assert response.stream is not None
+        chunks = []
+        while chunk := await response.stream.receive():
+            chunks.append(chunk)
+    finally:
+        await response.aclose()
+    assert b"".join(chunks) == pattern_body(size)
+
+
 async def test_chunked_stream_line_by_line(transport: Transport) -> None:
     """A chunked body cut mid-line streams back as whole lines."""
     response = await transport.send(Request(method="GET", target="/lines?n=20", stream=True))

@@ -16,6 +16,7 @@ from typing import NoReturn
 
 import anyio
 import anyio.abc
+from anyio.streams.tls import TLSAttribute
 
 from asyncpod import (
     ConfigError,
@@ -50,13 +51,14 @@ def _describe(request: Request) -> str:
 class _Connection:
     """One socket (maybe TLS-wrapped) and the parser of its responses."""
 
-    __slots__ = ("exchange", "received", "reused", "sock", "stream")
+    __slots__ = ("exchange", "received", "reused", "sock", "ssl_object", "stream")
 
     def __init__(self, stream: anyio.abc.ByteStream) -> None:
         self.stream = stream
         self.exchange = Exchange()
         self.reused = False
         self.received = False
+        self.ssl_object: ssl.SSLObject | None = stream.extra(TLSAttribute.ssl_object, None)  # noqa: S610
         sock = stream.extra(anyio.abc.SocketAttribute.raw_socket, None)  # noqa: S610 - anyio
         if sock is not None and type(sock) is not socket.socket:
             # asyncio hands out a TransportSocket wrapper, which cannot recv().
@@ -66,6 +68,34 @@ class _Connection:
             if type(inner) is socket.socket:
                 sock = inner
         self.sock: socket.socket | None = sock
+
+    async def receive_body(self) -> bytes:
+        """Read body bytes: what one receive brings, plus TLS records already buffered.
+
+        Performance: a TLS stream hands out one record (at most 16 KiB) per
+        ``receive``, and each costs an event-loop round; a watch of 4.5 KB
+        events paid that every three or four events. The records already in
+        the memory BIO are decrypted here without I/O. Anything odd (an
+        incomplete record, close_notify, an error) is left to the next
+        ``receive``, which reports it as usual and flushes what TLS wants sent.
+        """
+        data = await self.stream.receive(_RECEIVE_SIZE)
+        ssl_object = self.ssl_object
+        if ssl_object is None:
+            return data
+        parts = [data]
+        size = len(data)
+        read = ssl_object.read
+        while size < _RECEIVE_SIZE:
+            try:
+                more = read(_RECEIVE_SIZE - size)
+            except ssl.SSLError:
+                break
+            if not more:
+                break
+            parts.append(more)
+            size += len(more)
+        return data if len(parts) == 1 else b"".join(parts)
 
     def idle_and_open(self) -> bool:
         """False when the server closed (or wrote to) this idle connection.
@@ -158,7 +188,7 @@ class _Body:
             if data:
                 return data
             try:
-                chunk = await conn.stream.receive(_RECEIVE_SIZE)
+                chunk = await conn.receive_body()
             except anyio.EndOfStream as exc:
                 if exchange.eof():
                     continue
@@ -410,7 +440,7 @@ class AnyioTransport:
                     _check_length(exchange, limit, request)
                 while not exchange.complete:
                     try:
-                        data = await stream.receive(_RECEIVE_SIZE)
+                        data = await conn.receive_body()
                     except anyio.EndOfStream as exc:
                         if exchange.eof():
                             break
