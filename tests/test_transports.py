@@ -520,6 +520,28 @@ def closed_port() -> int:
         return int(sock.getsockname()[1])
 
 
+@pytest.mark.parametrize(
+    ("library", "requested", "expected"),
+    [
+        ("asyncio", None, "anyio"),
+        ("trio", None, "anyio"),
+        ("asyncio", "aiohttp", "aiohttp"),
+        ("asyncio", "anyio", "anyio"),
+        ("trio", "anyio", "anyio"),
+    ],
+)
+def test_default_engine_is_anyio_on_every_loop(library: str, requested: Any, expected: str) -> None:
+    """Without a request the anyio engine runs, on asyncio as on trio; a request is honoured."""
+    assert asyncpod.choose_engine(library, requested) == expected
+
+
+@pytest.mark.parametrize(("library", "requested"), [("trio", "aiohttp"), ("asyncio", "httpx")])
+def test_impossible_engine_is_a_config_error(library: str, requested: Any) -> None:
+    """aiohttp on trio, or an unknown engine, is a ConfigError naming the engine."""
+    with pytest.raises(ConfigError, match=requested):
+        asyncpod.choose_engine(library, requested)
+
+
 def test_proxy_refuses_remote_host_unless_allowed() -> None:
     """A proxy URL off loopback is refused unless allow_remote=True."""
     with pytest.raises(ConfigError, match="not on loopback"):
