@@ -502,7 +502,13 @@ def _os_reason(exc: OSError) -> str:
 
 def _check_length(exchange: Exchange, limit: int, request: Request) -> None:
     """Refuse a body whose Content-Length is over ``limit`` before reading it."""
-    length = exchange.headers().get("content-length")
+    # Performance: this runs for every answer, so it scans the raw fields
+    # rather than decoding them all (the headers stay lazy for the caller).
+    length = None
+    for name, value in exchange.raw_headers:
+        if len(name) == 14 and name.lower() == b"content-length":
+            length = value.decode("latin-1").strip()
+            break
     if length is not None and length.isdigit() and int(length) > limit:
         msg = (
             f"{_describe(request)}: the answer announces {length} bytes, "
