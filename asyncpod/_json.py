@@ -8,17 +8,21 @@ other interpreters (PyPy) the import fails and the standard library decodes.
 
 from __future__ import annotations
 
+import gc
 import json as _stdlib_json
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Final
 
-loads: Callable[[bytes | str], Any]
+_decode: Callable[[bytes | str], Any]
 dumps: Callable[[Any], bytes]
+
+# Bodies from this size on are decoded with the cyclic garbage collector paused.
+LARGE_BODY: Final = 256 * 1024
 
 try:
     import orjson as _orjson
 except ImportError:  # pragma: no cover - exercised by the no-orjson nox session
-    loads = _stdlib_json.loads
+    _decode = _stdlib_json.loads
 
     def dumps(value: Any) -> bytes:
         return _stdlib_json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode()
@@ -26,10 +30,32 @@ except ImportError:  # pragma: no cover - exercised by the no-orjson nox session
     ENGINE = "json"
     VERSION = ""
 else:
-    loads = _orjson.loads
+    _decode = _orjson.loads
     dumps = _orjson.dumps
     ENGINE = "orjson"
     VERSION = str(getattr(_orjson, "__version__", ""))
+
+
+def loads(data: bytes | str) -> Any:
+    """Decode one JSON document.
+
+    Performance: a 2.2 MB PodList decodes into about 75,000 dicts and lists.
+    While they are being built, every 700 allocations start a young-generation
+    collection that walks them again, though none can be garbage yet: about a
+    third of the decoding time (measured with orjson: 21 ms per list, 15 ms
+    with the collector paused, the one collection afterwards included). A
+    large body is therefore decoded with the collector paused; small ones (a
+    Pod, a watch event) never trigger it. The pause is skipped when the
+    program has disabled the collector itself (a thread that disables it
+    while another thread's large decode runs finds it enabled afterwards).
+    """
+    if len(data) < LARGE_BODY or not gc.isenabled():
+        return _decode(data)
+    gc.disable()
+    try:
+        return _decode(data)
+    finally:
+        gc.enable()
 
 
 def describe() -> str:
@@ -39,4 +65,4 @@ def describe() -> str:
     return f"{ENGINE} {VERSION}".strip()
 
 
-__all__ = ["ENGINE", "VERSION", "describe", "dumps", "loads"]
+__all__ = ["ENGINE", "LARGE_BODY", "VERSION", "describe", "dumps", "loads"]
