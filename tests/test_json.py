@@ -29,7 +29,7 @@ def collector_enabled() -> Iterator[None]:
 def test_small_and_large_bodies_decode_alike(size: int, collector_enabled: None) -> None:
     """A body decodes to what the standard library reads, below and above the pause size."""
     body = pod_list(size)
-    assert _json.loads(body) == json.loads(body)
+    assert _json.loads_body(body) == json.loads(body)
     assert gc.isenabled()
 
 
@@ -38,7 +38,7 @@ def test_a_program_that_disabled_the_collector_keeps_it_disabled(
 ) -> None:
     """A large decode never switches on a collector that the program switched off."""
     gc.disable()
-    _json.loads(pod_list(2 * _json.LARGE_BODY))
+    _json.loads_body(pod_list(2 * _json.LARGE_BODY))
     assert not gc.isenabled()
 
 
@@ -46,12 +46,12 @@ def test_a_bad_large_body_leaves_the_collector_on(collector_enabled: None) -> No
     """A large body that is not JSON raises ValueError and the collector runs again."""
     body = pod_list(2 * _json.LARGE_BODY)[:-1]
     with pytest.raises(ValueError, match=r"."):
-        _json.loads(body)
+        _json.loads_body(body)
     assert gc.isenabled()
 
 
 def collections_during_decode(body: bytes) -> int:
-    """How many collections started while ``_json.loads(body)`` ran."""
+    """How many collections started while ``_json.loads_body(body)`` ran."""
     starts: list[str] = []
 
     def record(phase: str, info: dict[str, int]) -> None:
@@ -61,7 +61,7 @@ def collections_during_decode(body: bytes) -> int:
     gc.collect()  # start from empty young generations
     gc.callbacks.append(record)
     try:
-        _json.loads(body)
+        _json.loads_body(body)
     finally:
         gc.callbacks.remove(record)
     return len(starts)
