@@ -86,7 +86,9 @@ class ScriptedServer:
 
     async def _handle(self, stream: SocketStream) -> None:
         # A client may hang up at any point (that is what the tests provoke).
-        with contextlib.suppress(anyio.BrokenResourceError, anyio.ClosedResourceError, OSError):
+        with contextlib.suppress(
+            anyio.EndOfStream, anyio.BrokenResourceError, anyio.ClosedResourceError, OSError
+        ):
             await self._answer(stream)
 
     async def _answer(self, stream: SocketStream) -> None:
