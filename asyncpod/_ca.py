@@ -10,7 +10,6 @@ keep the context they were opened with.
 from __future__ import annotations
 
 import logging
-import os
 import ssl
 import time
 from collections.abc import Callable
@@ -18,20 +17,11 @@ from pathlib import Path
 
 from asyncpod._errors import ConfigError
 from asyncpod._events import CAReloadEvent, EventHook, emit
+from asyncpod._files import Identity, file_identity
 
 logger = logging.getLogger("asyncpod")
 
 CA_CHECK_INTERVAL = 5.0
-
-Identity = tuple[int, int, int, int]
-
-
-def _identity(path: Path) -> Identity | None:
-    try:
-        st = os.stat(path)
-    except OSError:
-        return None
-    return (st.st_dev, st.st_ino, st.st_mtime_ns, st.st_size)
 
 
 class CAWatcher:
@@ -78,7 +68,7 @@ class CAWatcher:
         self._clock = clock
         self._on_event = on_event
         self._verification_failed = False
-        self._identity = _identity(self.ca_file)
+        self._identity = file_identity(self.ca_file)
         self._context = build()
         #: How many contexts were built (for diagnostics and tests).
         self.builds = 1
@@ -94,7 +84,7 @@ class CAWatcher:
             self._next_check = now + self.interval
             reason = "verification failed" if self._verification_failed else "changed"
             self._verification_failed = False
-            identity = _identity(self.ca_file)
+            identity = file_identity(self.ca_file)
             if identity is not None and identity != self._identity:
                 self._rebuild(identity, reason)
         return self._context

@@ -12,10 +12,10 @@ import os
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
-from asyncpod._config import SERVICE_ACCOUNT_DIR, Config
+from asyncpod._config import Config
 from asyncpod._errors import ConfigError
-from asyncpod._incluster import HOST_VAR, in_cluster_config
-from asyncpod._kubeconfig import config_from_merged, kubeconfig_paths, load_merged
+from asyncpod._incluster import HOST_VAR, SERVICE_ACCOUNT_DIR
+from asyncpod._kubeconfig import fields_from_merged, kubeconfig_paths, load_merged
 from asyncpod._transport import ProxyEndpoint
 
 UNIX_VAR = "ASYNCPOD_UNIX_SOCKET"
@@ -45,7 +45,7 @@ def _in_cluster(environ: Mapping[str, str], root: Path) -> Config | str:
     token = root / "token"
     if not os.path.lexists(token):
         return f"{HOST_VAR} is set but the token file {token} does not exist"
-    return in_cluster_config(root=root, environ=environ)
+    return Config.in_cluster(root=root, environ=environ)
 
 
 def _kubeconfig(environ: Mapping[str, str], root: Path) -> Config | str:
@@ -56,7 +56,7 @@ def _kubeconfig(environ: Mapping[str, str], root: Path) -> Config | str:
         if origin.startswith("KUBECONFIG"):
             return f"{origin}: no such file ({listed})"
         return f"KUBECONFIG is not set and {listed} does not exist"
-    return config_from_merged(merged)
+    return Config(**fields_from_merged(merged))
 
 
 LINKS: dict[str, Link] = {

@@ -7,13 +7,21 @@ answer. The streams get the session and a path resolver, never the client.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
+from contextlib import AbstractAsyncContextManager
 from typing import Any
 
 from asyncpod import _requests as build
 from asyncpod._discovery import Discovery, Resource
 from asyncpod._errors import InvalidNameError
 from asyncpod._informer import Informer
+from asyncpod._leader import (
+    DEFAULT_LEASE_DURATION,
+    DEFAULT_RENEW_DEADLINE,
+    DEFAULT_RETRY_PERIOD,
+    LeaderElection,
+)
 from asyncpod._list import ListIterator, PathResolver
 from asyncpod._logs import LogLines
 from asyncpod._paths import ALL, validate_segment
@@ -395,13 +403,16 @@ class Client(Session):
         bookmarks: bool = False,
         inactivity_timeout: float = DEFAULT_INACTIVITY_TIMEOUT,
         max_object_size: int = DEFAULT_MAX_OBJECT_SIZE,
+        max_failures: float | None = None,
     ) -> Watch:
         """Watch a resource: an async iterator of ``WatchEvent(type, object)``.
 
         Bookmarks are always requested and used to resume; they are yielded
         only with ``bookmarks=True``. The watch resumes from the last
         resourceVersion after a dropped connection, a server timeout or
-        ``inactivity_timeout`` seconds without a byte, with jittered backoff.
+        ``inactivity_timeout`` seconds without a byte, with jittered backoff
+        (the client's retry policy, capped at 30 s or more). A stream that
+        ends less than a second after it opened counts as a failure.
         Without ``resource_version`` the server first sends ADDED events for
         the current objects, then a BOOKMARK annotated
         ``k8s.io/initial-events-end``.
@@ -413,13 +424,17 @@ class Client(Session):
             inactivity_timeout: seconds of silence after which the connection
                 counts as dead.
             max_object_size: the largest event accepted, in bytes.
+            max_failures: failures in a row (refused or dropped connections,
+                5xx, streams ended at once) before giving up; ``None``: the
+                client's ``retries``; ``math.inf``: never.
 
         Raises:
             GoneError: the resourceVersion is too old (HTTP 410, or an ERROR
                 event with code 410): list again.
             UnknownResourceError: the spelling matches nothing the server serves.
-            TransportError: reconnecting failed more often than the client's
-                ``retries`` in a row.
+            TransportError: reconnecting failed more often than
+                ``max_failures`` in a row.
+            AsyncpodError: the client was closed under the watch.
         """
         watch = Watch(
             self,
@@ -431,6 +446,7 @@ class Client(Session):
             bookmarks=bookmarks,
             inactivity_timeout=inactivity_timeout,
             max_object_size=max_object_size,
+            max_failures=max_failures,
         )
         self.track(watch)
         return watch
@@ -444,10 +460,13 @@ class Client(Session):
         field_selector: str | None = None,
         chunk_size: int | None = DEFAULT_CHUNK_SIZE,
         inactivity_timeout: float = DEFAULT_INACTIVITY_TIMEOUT,
+        max_failures: float = math.inf,
     ) -> Informer:
         """A local cache of a resource, kept current, and the stream of its changes.
 
-        See :class:`asyncpod.Informer`.
+        See :class:`asyncpod.Informer`. ``max_failures`` bounds the watch's
+        failures in a row (``math.inf``, the default: never give up on an API
+        server that is away).
         """
         informer = Informer(
             self,
@@ -456,6 +475,7 @@ class Client(Session):
             field_selector=field_selector,
             chunk_size=chunk_size,
             inactivity_timeout=inactivity_timeout,
+            max_failures=max_failures,
         )
         self.track(informer)
         return informer
@@ -493,6 +513,52 @@ class Client(Session):
         lines = LogLines(self, spec.path, spec.params)
         self.track(lines)
         return lines
+
+    def leader_election(
+        self,
+        name: str,
+        *,
+        namespace: str | None = None,
+        identity: str | None = None,
+        lease_duration: float = DEFAULT_LEASE_DURATION,
+        renew_deadline: float = DEFAULT_RENEW_DEADLINE,
+        retry_period: float = DEFAULT_RETRY_PERIOD,
+        release_on_cancel: bool = True,
+    ) -> AbstractAsyncContextManager[LeaderElection]:
+        """Lead on the Lease ``name``: ``async with k8s.leader_election("my-operator"):``.
+
+        Entering waits until this process leads; the block runs only while it
+        does. When a renewal fails for ``renew_deadline`` the block is
+        cancelled and ``LeadershipLostError`` is raised. Leaving the block
+        releases the Lease (with ``release_on_cancel``). See
+        :class:`asyncpod.LeaderElection` for the semantics (client-go's).
+
+        Args:
+            name: the Lease's name, shared by all candidates.
+            namespace: the Lease's namespace; the config's by default.
+            identity: this candidate's name, unique per process (hostname and
+                a random suffix by default).
+            lease_duration: seconds the others wait after the last renewal they saw.
+            renew_deadline: seconds the leader keeps trying to renew before it
+                stops; below ``lease_duration``.
+            retry_period: seconds between attempts.
+            release_on_cancel: give the Lease up when the block ends.
+
+        Raises:
+            LeadershipLostError: from the block's end, when leadership was lost.
+            ValueError: the durations do not satisfy client-go's checks.
+        """
+        election = LeaderElection(
+            self,
+            name,
+            namespace=namespace or self.config.namespace,
+            identity=identity,
+            lease_duration=lease_duration,
+            renew_deadline=renew_deadline,
+            retry_period=retry_period,
+            release_on_cancel=release_on_cancel,
+        )
+        return election.hold()
 
 
 __all__ = ["DEFAULT_CHUNK_SIZE", "Client"]

@@ -8,50 +8,24 @@ from typing import Literal
 
 from attrs import field, frozen
 
+from asyncpod._errors import ConfigError
+from asyncpod._execprovider import ExecProvider
+from asyncpod._incluster import SERVICE_ACCOUNT_DIR, in_cluster_fields
+from asyncpod._kubeconfig import kubeconfig_fields
+from asyncpod._urls import redact, scheme_of
+
 Source = Literal["unix", "proxy", "in-cluster", "kubeconfig", "explicit"]
 
 DEFAULT_PROXY_URL = "http://127.0.0.1:8001"
-SERVICE_ACCOUNT_DIR = "/var/run/secrets/kubernetes.io/serviceaccount"
 
 
 def _optional_path(value: str | Path | None) -> Path | None:
     return None if value is None else Path(value)
 
 
-def _env_tuple(
-    value: Mapping[str, str] | tuple[tuple[str, str], ...],
-) -> tuple[tuple[str, str], ...]:
-    if isinstance(value, Mapping):
-        return tuple(value.items())
-    return tuple(value)
-
-
-@frozen(kw_only=True)
-class ExecProvider:
-    """A kubeconfig ``exec`` credential plugin (client.authentication.k8s.io).
-
-    Attributes:
-        command: the program to run; a bare name is looked up on ``PATH``,
-            a relative path was resolved against the kubeconfig's folder.
-        args: its arguments.
-        env: extra environment variables, added to the process's own. Values
-            may hold secrets, so they are never shown.
-        api_version: ``client.authentication.k8s.io/v1`` or ``.../v1beta1``.
-        install_hint: shown when the command is missing.
-        provide_cluster_info: pass the cluster in ``KUBERNETES_EXEC_INFO``.
-        interactive_mode: ``Never``, ``IfAvailable`` or ``Always``; asyncpod
-            never has a terminal to offer, so ``Always`` cannot be honoured.
-        user: the kubeconfig user that names the plugin, for error messages.
-    """
-
-    command: str
-    args: tuple[str, ...] = field(default=(), converter=tuple)
-    env: tuple[tuple[str, str], ...] = field(default=(), converter=_env_tuple, repr=False)
-    api_version: str = "client.authentication.k8s.io/v1"
-    install_hint: str | None = None
-    provide_cluster_info: bool = False
-    interactive_mode: str = "IfAvailable"
-    user: str | None = None
+def _url_repr(value: str | None) -> str:
+    # A URL may carry user:password@; a repr is logged and printed.
+    return repr(None if value is None else redact(value))
 
 
 @frozen(kw_only=True)
@@ -70,7 +44,7 @@ class Config:
     """
 
     source: Source
-    server: str | None
+    server: str | None = field(repr=_url_repr)
     namespace: str = "default"
     socket_path: str | None = None
     token: str | None = field(default=None, repr=False)
@@ -84,7 +58,7 @@ class Config:
     tls_server_name: str | None = None
     insecure_skip_tls_verify: bool = False
     allow_remote_proxy: bool = False
-    proxy_url: str | None = None
+    proxy_url: str | None = field(default=None, repr=_url_repr)
     exec_provider: ExecProvider | None = None
     context: str | None = None
 
@@ -108,7 +82,20 @@ class Config:
         ca_file: str | Path | None = None,
         namespace: str = "default",
     ) -> Config:
-        """The API server over HTTPS, verified against ``ca_file`` (else the system store)."""
+        """The API server over HTTPS, verified against ``ca_file`` (else the system store).
+
+        Raises:
+            ConfigError: ``server`` is not an ``https://`` URL (a ``kubectl
+                proxy`` on ``http://`` is ``Config.proxy``).
+        """
+        if scheme_of(server) != "https":
+            # Never downgrade: an http:// URL here would send the token in
+            # clear text, or silently drop it.
+            msg = (
+                f"Config.https needs an https:// URL, not {redact(server)!r}; "
+                "for a kubectl proxy on plain HTTP use Config.proxy(url)"
+            )
+            raise ConfigError(msg)
         return cls(
             source="explicit",
             server=server,
@@ -135,9 +122,7 @@ class Config:
             ConfigError: a variable or file is missing or malformed (the
                 message names it).
         """
-        from asyncpod._incluster import in_cluster_config
-
-        return in_cluster_config(root=root, environ=environ)
+        return cls(**in_cluster_fields(root=root, environ=environ))
 
     @classmethod
     def from_kubeconfig(
@@ -154,6 +139,4 @@ class Config:
             ConfigError: no file, or a file, context, cluster or user is
                 malformed (the message names it).
         """
-        from asyncpod._kubeconfig import kubeconfig_config
-
-        return kubeconfig_config(path, context=context)
+        return cls(**kubeconfig_fields(path, context=context))

@@ -8,9 +8,6 @@ No message here ever contains the token or any byte of it.
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import BinaryIO
-
 from asyncpod._errors import ConfigError
 
 # Service-account JWTs are about 1 KB and OIDC tokens a few KB; anything near
@@ -37,32 +34,15 @@ def token_problem(raw: bytes) -> str | None:
     return None
 
 
-def read_token(handle: BinaryIO) -> tuple[str, str | None]:
-    """Read a token from an open file, reading no more than a token may hold.
-
-    Returns:
-        ``(token, None)``, or ``("", problem)`` when the file holds no usable
-        token (see ``token_problem``).
-
-    Raises:
-        OSError: the file could not be read.
-    """
-    raw = handle.read(MAX_TOKEN_SIZE + 4096).strip()  # room for surrounding whitespace
-    if handle.read(1):
-        return "", f"is larger than the {MAX_TOKEN_SIZE} bytes a token may have"
-    problem = token_problem(raw)
-    if problem is not None:
-        return "", problem
-    return raw.decode("ascii"), None
-
-
 def check_token(token: str, where: str) -> str:
     """``token`` stripped, when it can be sent as a bearer token.
 
     Raises:
         ConfigError: it cannot; the message names ``where``, never the token.
     """
-    raw = token.strip().encode("utf-8", errors="surrogateescape")
+    # surrogatepass encodes every code point, so no encoding error (which
+    # would carry the whole token) can arise; token_problem refuses non-ASCII.
+    raw = token.strip().encode("utf-8", errors="surrogatepass")
     problem = token_problem(raw)
     if problem is not None:
         msg = f"{where} {problem}"
@@ -70,22 +50,4 @@ def check_token(token: str, where: str) -> str:
     return raw.decode("ascii")
 
 
-def read_token_file(path: Path) -> str:
-    """Read and check a token file.
-
-    Raises:
-        ConfigError: the file cannot be read or holds no usable token.
-    """
-    try:
-        with path.open("rb") as handle:
-            token, problem = read_token(handle)
-    except OSError as exc:
-        msg = f"the token file {path} could not be read: {exc.strerror or exc}"
-        raise ConfigError(msg) from exc
-    if problem is not None:
-        msg = f"the token file {path} {problem}"
-        raise ConfigError(msg)
-    return token
-
-
-__all__ = ["MAX_TOKEN_SIZE", "check_token", "read_token", "read_token_file", "token_problem"]
+__all__ = ["MAX_TOKEN_SIZE", "check_token", "token_problem"]

@@ -102,10 +102,11 @@ class WatchReconnectEvent:
         path: the watched collection's path.
         resource_version: where the watch resumes.
         reason: why it reconnects: ``"server timeout"`` (the server ended the
-            stream), ``"connection dropped"``, ``"inactivity"`` (no byte for
-            the inactivity limit), ``"empty stream"``, ``"connect failed"``,
-            ``"no answer"``, or ``"HTTP 503"`` (an error status or ERROR event).
-        attempt: consecutive reconnects without data in between (1 for the first).
+            stream), ``"stream ended early"`` (less than a second after it
+            opened), ``"connection dropped"``, ``"inactivity"`` (no byte for
+            the inactivity limit), ``"connect failed"``, ``"no answer"``, or
+            ``"HTTP 503"`` (an error status or ERROR event).
+        attempt: failures in a row (1 after a stream that ended normally).
         delay: seconds waited before reconnecting.
     """
 
@@ -116,7 +117,35 @@ class WatchReconnectEvent:
     delay: float
 
 
-Event = RequestEvent | RetryEvent | TokenReloadEvent | CAReloadEvent | WatchReconnectEvent
+@frozen
+class ReconcileEvent:
+    """A controller finished one reconcile of one key.
+
+    Attributes:
+        controller: the controller's name.
+        key: the object's ``"namespace/name"`` (``"name"`` when cluster-scoped).
+        elapsed: seconds the reconcile took.
+        error: the exception class name when it failed (it is retried with
+            backoff), else ``None``.
+        requeue_after: seconds until the key is reconciled again, when the
+            reconcile asked for it.
+    """
+
+    controller: str
+    key: str
+    elapsed: float
+    error: str | None = None
+    requeue_after: float | None = None
+
+
+Event = (
+    RequestEvent
+    | RetryEvent
+    | TokenReloadEvent
+    | CAReloadEvent
+    | WatchReconnectEvent
+    | ReconcileEvent
+)
 EventHook = Callable[[Event], object]
 
 

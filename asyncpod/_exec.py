@@ -13,6 +13,7 @@ a message: a plugin's answer is a secret.
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import logging
 import os
@@ -24,10 +25,14 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import anyio
+from anyio.abc import ByteReceiveStream
 
-from asyncpod._config import Config, ExecProvider
+from asyncpod._config import Config
 from asyncpod._credentials import check_token
 from asyncpod._errors import ConfigError
+from asyncpod._execprovider import ExecProvider
+from asyncpod._files import try_read
+from asyncpod._tls import MAX_CA_BUNDLE_SIZE
 
 logger = logging.getLogger("asyncpod")
 
@@ -38,6 +43,10 @@ _RFC3339 = re.compile(
     r"(\d{4})-(\d\d)-(\d\d)[Tt ](\d\d):(\d\d):(\d\d)(\.\d+)?([Zz]|[+-]\d\d:\d\d)\Z"
 )
 _MAX_STDERR = 300
+# An ExecCredential is a token (a few KB at most) or a client certificate and
+# key (a few KB more); 1 MiB is generous, and bounds a plugin that prints
+# without end.
+MAX_PLUGIN_OUTPUT = 1 << 20
 
 
 def parse_rfc3339(value: str) -> float | None:
@@ -71,10 +80,9 @@ def exec_info(provider: ExecProvider, config: Config | None) -> dict[str, Any]:
             cluster["insecure-skip-tls-verify"] = True
         ca = config.ca_data
         if ca is None and config.ca_file is not None:
-            try:
-                ca = config.ca_file.read_bytes()
-            except OSError:
-                ca = None
+            read = try_read(config.ca_file, MAX_CA_BUNDLE_SIZE)
+            # An unreadable bundle is left out here; the TLS setup names it.
+            ca = None if isinstance(read, str) else read[0]
         if ca is not None:
             cluster["certificate-authority-data"] = base64.b64encode(ca).decode("ascii")
         spec["cluster"] = cluster
@@ -98,9 +106,14 @@ def parse_exec_output(provider: ExecProvider, stdout: bytes) -> tuple[str, float
     name = _plugin_name(provider)
     try:
         credential = json.loads(stdout)
+        valid = True
     except ValueError:
+        valid = False
+    # Raised outside the except block: a JSONDecodeError keeps the whole
+    # output (``.doc``), token included, and would ride along as __context__.
+    if not valid:
         msg = f"{name} did not print a JSON ExecCredential"
-        raise ConfigError(msg) from None
+        raise ConfigError(msg)
     if not isinstance(credential, dict) or credential.get("kind") != "ExecCredential":
         msg = f"{name} printed JSON that is not an ExecCredential"
         raise ConfigError(msg)
@@ -132,6 +145,63 @@ def parse_exec_output(provider: ExecProvider, stdout: bytes) -> tuple[str, float
             msg = f"{name} printed an invalid status.expirationTimestamp"
             raise ConfigError(msg)
     return token, expiry
+
+
+async def _read_bounded(stream: ByteReceiveStream, limit: int) -> bytes | None:
+    """Read ``stream`` to its end; ``None`` once more than ``limit`` bytes came."""
+    data = bytearray()
+    async for chunk in stream:
+        data += chunk
+        if len(data) > limit:
+            return None
+    return bytes(data)
+
+
+async def _run_plugin(provider: ExecProvider, env: Mapping[str, str]) -> tuple[bytes, bytes, int]:
+    """Run the plugin; its stdout, its stderr and its exit status.
+
+    Raises:
+        ConfigError: the plugin is missing, cannot be started, or prints more
+            than ``MAX_PLUGIN_OUTPUT`` bytes (it is killed and reaped then).
+    """
+    name = _plugin_name(provider)
+    problem: str | None = None
+    try:
+        process = await anyio.open_process(
+            [provider.command, *provider.args], stdin=subprocess.DEVNULL, env=env
+        )
+    except FileNotFoundError:
+        hint = f"; {provider.install_hint.strip()}" if provider.install_hint else ""
+        problem = f"was not found{hint}"
+    except OSError as exc:
+        problem = f"could not be started: {exc.strerror or type(exc).__name__}"
+    if problem is not None:
+        msg = f"{name} {problem}"
+        raise ConfigError(msg)
+    results: dict[str, bytes | None] = {}
+
+    # aclose() (async with) waits for the process; when cancelled it kills
+    # and reaps it, so no plugin outlives its caller.
+    async with process, anyio.create_task_group() as tasks:
+
+        async def drain(key: str, stream: ByteReceiveStream | None) -> None:
+            assert stream is not None
+            results[key] = await _read_bounded(stream, MAX_PLUGIN_OUTPUT)
+            if results[key] is None:
+                # A plugin printing without end: stop it now rather than
+                # wait for the caller's deadline; aclose() reaps it.
+                with contextlib.suppress(ProcessLookupError):
+                    process.kill()  # unless it exited meanwhile
+                tasks.cancel_scope.cancel()
+
+        tasks.start_soon(drain, "stderr", process.stderr)
+        tasks.start_soon(drain, "stdout", process.stdout)
+    returncode = process.returncode
+    stdout, stderr = results.get("stdout"), results.get("stderr")
+    if stdout is None or stderr is None or returncode is None:
+        msg = f"{name} printed more than {MAX_PLUGIN_OUTPUT} bytes; it was stopped"
+        raise ConfigError(msg)
+    return stdout, stderr, returncode
 
 
 class ExecAuth:
@@ -215,26 +285,13 @@ class ExecAuth:
         env.update(provider.env)
         env["KUBERNETES_EXEC_INFO"] = json.dumps(exec_info(provider, self._config))
         self.runs += 1
-        try:
-            result = await anyio.run_process(
-                [provider.command, *provider.args],
-                stdin=subprocess.DEVNULL,
-                env=env,
-                check=False,
-            )
-        except FileNotFoundError:
-            hint = f"; {provider.install_hint.strip()}" if provider.install_hint else ""
-            msg = f"{name} was not found{hint}"
-            raise ConfigError(msg) from None
-        except OSError as exc:
-            msg = f"{name} could not be started: {exc.strerror or type(exc).__name__}"
-            raise ConfigError(msg) from None
-        if result.returncode != 0:
-            stderr = result.stderr.decode("utf-8", "replace").strip()
-            detail = f": {stderr[-_MAX_STDERR:]}" if stderr else ""
-            msg = f"{name} failed with exit status {result.returncode}{detail}"
+        stdout, stderr, returncode = await _run_plugin(provider, env)
+        if returncode != 0:
+            text = stderr.decode("utf-8", "replace").strip()
+            detail = f": {text[-_MAX_STDERR:]}" if text else ""
+            msg = f"{name} failed with exit status {returncode}{detail}"
             raise ConfigError(msg)
-        token, expiry = parse_exec_output(provider, result.stdout)
+        token, expiry = parse_exec_output(provider, stdout)
         self._header = f"Bearer {token}"
         self._expiry = expiry
         logger.debug("%s gave a new token (expires: %s)", name, expiry)

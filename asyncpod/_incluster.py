@@ -12,19 +12,22 @@ import logging
 import os
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
-from asyncpod._config import SERVICE_ACCOUNT_DIR, Config
 from asyncpod._errors import ConfigError
+from asyncpod._files import check_token_file, read_text, regular_file_problem
+from asyncpod._urls import join_origin
 
 logger = logging.getLogger("asyncpod")
+
+SERVICE_ACCOUNT_DIR = "/var/run/secrets/kubernetes.io/serviceaccount"
 
 HOST_VAR = "KUBERNETES_SERVICE_HOST"
 PORT_VARS = ("KUBERNETES_SERVICE_PORT_HTTPS", "KUBERNETES_SERVICE_PORT")
 NAMESPACE_VAR = "POD_NAMESPACE"
-
-
-def _describe(exc: OSError) -> str:
-    return exc.strerror or type(exc).__name__
+# A namespace is a DNS label of at most 63 characters; the kubelet writes it
+# alone. 4 KiB leaves room for any whitespace and refuses anything else.
+MAX_NAMESPACE_FILE_SIZE = 4 << 10
 
 
 def service_port(environ: Mapping[str, str]) -> int:
@@ -45,49 +48,21 @@ def service_port(environ: Mapping[str, str]) -> int:
     return 443
 
 
-def join_host_port(host: str, port: int) -> str:
-    """``https://host:port``, bracketing IPv6 literals (RFC 3986 section 3.2.2)."""
-    if ":" in host and not host.startswith("["):
-        host = f"[{host}]"
-    return f"https://{host}:{port}"
-
-
 def read_namespace(root: Path, environ: Mapping[str, str]) -> str:
     """``POD_NAMESPACE``, else the folder's ``namespace`` file, else ``"default"``."""
     if value := environ.get(NAMESPACE_VAR, "").strip():
         return value
     path = root / "namespace"
-    try:
-        value = path.read_text(encoding="utf-8").strip()
-    except FileNotFoundError:
+    if not os.path.exists(path):
         return "default"
-    except (OSError, UnicodeDecodeError) as exc:
-        reason = _describe(exc) if isinstance(exc, OSError) else "not UTF-8 text"
-        msg = f"namespace file {path} could not be read: {reason}"
-        raise ConfigError(msg) from None
-    return value or "default"
+    text = read_text(path, what="namespace file", limit=MAX_NAMESPACE_FILE_SIZE).strip()
+    return text or "default"
 
 
-def check_token_file(path: Path) -> None:
-    """Make sure the token file can be read and is not empty (without keeping the token).
-
-    Raises:
-        ConfigError: the file is missing, unreadable or empty.
-    """
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        msg = f"token file {path} could not be read: {_describe(exc)}"
-        raise ConfigError(msg) from None
-    if not data.strip():
-        msg = f"token file {path} is empty"
-        raise ConfigError(msg)
-
-
-def in_cluster_config(
+def in_cluster_fields(
     *, root: str | Path = SERVICE_ACCOUNT_DIR, environ: Mapping[str, str] | None = None
-) -> Config:
-    """Build the in-cluster ``Config``; see ``Config.in_cluster``.
+) -> dict[str, Any]:
+    """The fields of the in-cluster ``Config``; see ``Config.in_cluster``.
 
     Raises:
         ConfigError: a variable or file is missing or malformed.
@@ -102,9 +77,7 @@ def in_cluster_config(
     token_file = root / "token"
     check_token_file(token_file)
     ca_file: Path | None = root / "ca.crt"
-    try:
-        size = os.stat(root / "ca.crt").st_size
-    except FileNotFoundError:
+    if not os.path.lexists(root / "ca.crt"):
         # client-go reads the CA "if available"; we never turn verification
         # off, we fall back to the system trust store instead.
         logger.warning(
@@ -112,17 +85,14 @@ def in_cluster_config(
             ca_file,
         )
         ca_file = None
-    except OSError as exc:
-        msg = f"CA bundle {ca_file} could not be read: {_describe(exc)}"
-        raise ConfigError(msg) from None
-    else:
-        if size == 0:
-            msg = f"CA bundle {ca_file} is empty"
-            raise ConfigError(msg)
-    return Config(
-        source="in-cluster",
-        server=join_host_port(host, port),
-        namespace=read_namespace(root, environ),
-        token_file=token_file,
-        ca_file=ca_file,
-    )
+    elif problem := regular_file_problem(root / "ca.crt", empty_ok=False):
+        # Only looked at here: the bundle is read when the client is entered.
+        msg = f"CA bundle {ca_file} {problem}"
+        raise ConfigError(msg)
+    return {
+        "source": "in-cluster",
+        "server": join_origin("https", host, port),
+        "namespace": read_namespace(root, environ),
+        "token_file": token_file,
+        "ca_file": ca_file,
+    }

@@ -67,6 +67,7 @@ class Informer(AsyncResource):
         field_selector: str | None,
         chunk_size: int | None,
         inactivity_timeout: float,
+        max_failures: float,
     ) -> None:
         self._session = session
         self._resolve_path = resolve_path
@@ -74,6 +75,7 @@ class Informer(AsyncResource):
         self._field_selector = field_selector
         self._chunk_size = chunk_size
         self._inactivity_timeout = inactivity_timeout
+        self._max_failures = max_failures
         self.cache: dict[str, dict[str, Any]] = {}
         self.resource_version: str | None = None
         self.synced = False
@@ -109,6 +111,7 @@ class Informer(AsyncResource):
                     bookmarks=False,
                     inactivity_timeout=self._inactivity_timeout,
                     max_object_size=DEFAULT_MAX_OBJECT_SIZE,
+                    max_failures=self._max_failures,
                 )
             try:
                 event = await self._watch.__anext__()

@@ -19,14 +19,18 @@ from urllib.parse import urlsplit
 
 from attrs import frozen
 
-from asyncpod._config import Config, ExecProvider
 from asyncpod._errors import ConfigError
-from asyncpod._incluster import check_token_file
+from asyncpod._execprovider import ExecProvider
+from asyncpod._files import check_token_file, read_text, regular_file_problem
+from asyncpod._urls import redact, scheme_of
 
 logger = logging.getLogger("asyncpod")
 
 EXEC_API_VERSIONS = ("client.authentication.k8s.io/v1", "client.authentication.k8s.io/v1beta1")
 _SECTIONS = (("clusters", "cluster"), ("users", "user"), ("contexts", "context"))
+# A context with its cluster and user, certificates inline, is about 8 KB:
+# 8 MiB holds a thousand of them. A larger file is not a kubeconfig.
+MAX_KUBECONFIG_SIZE = 8 << 20
 
 
 @frozen
@@ -68,30 +72,25 @@ def kubeconfig_paths(environ: Mapping[str, str]) -> tuple[list[Path], str]:
 
 
 def _parse_file(path: Path) -> dict[str, Any]:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except IsADirectoryError:
-        msg = f"kubeconfig {path} is a directory, not a file"
-        raise ConfigError(msg) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        reason = (exc.strerror or type(exc).__name__) if isinstance(exc, OSError) else "not UTF-8"
-        msg = f"kubeconfig {path} could not be read: {reason}"
-        raise ConfigError(msg) from None
+    text = read_text(path, what="kubeconfig", limit=MAX_KUBECONFIG_SIZE)
     # PyYAML loads only when a kubeconfig is read: `import asyncpod` stays light.
     import yaml
 
+    problem: str | None = None
     try:
         document = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         # The YAML error's own text quotes the offending line, which may hold a
-        # token: keep only its position and the kind of problem.
+        # token: keep only its position and the kind of problem, and raise
+        # outside this block so that the error is not our context either.
         where = ""
         mark = getattr(exc, "problem_mark", None)
         if mark is not None:
             where = f" at line {mark.line + 1}, column {mark.column + 1}"
-        problem = getattr(exc, "problem", None) or "not valid YAML"
-        msg = f"kubeconfig {path} is not valid YAML{where}: {problem}"
-        raise ConfigError(msg) from None
+        problem = f"{where}: {getattr(exc, 'problem', None) or 'not valid YAML'}"
+    if problem is not None:
+        msg = f"kubeconfig {path} is not valid YAML{problem}"
+        raise ConfigError(msg)
     if document is None:
         return {}
     if not isinstance(document, dict):
@@ -181,8 +180,12 @@ def _path(entry: Entry, section: str, key: str, field: str) -> Path | None:
     path = Path(os.path.expanduser(value))
     if not path.is_absolute():
         path = entry.base / path
-    if not path.is_file():
+    if not path.exists():
         msg = f"{_where(entry, section, key, field)}: file {path} does not exist"
+        raise ConfigError(msg)
+    # A FIFO or a device would block or never end when it is read later.
+    if problem := regular_file_problem(path):
+        msg = f"{_where(entry, section, key, field)}: file {path} {problem}"
         raise ConfigError(msg)
     return path
 
@@ -262,8 +265,8 @@ def _exec_provider(entry: Entry) -> ExecProvider:
     )
 
 
-def config_from_merged(merged: Merged, *, context: str | None = None) -> Config:
-    """Resolve one context of a merged kubeconfig.
+def fields_from_merged(merged: Merged, *, context: str | None = None) -> dict[str, Any]:
+    """Resolve one context of a merged kubeconfig into the fields of a ``Config``.
 
     Raises:
         ConfigError: the context, its cluster or its user is missing or malformed.
@@ -292,12 +295,20 @@ def config_from_merged(merged: Merged, *, context: str | None = None) -> Config:
         msg = f"{_where(cluster, 'clusters', 'cluster', 'server')} is missing"
         raise ConfigError(msg)
     insecure = _bool(cluster, "clusters", "cluster", "insecure-skip-tls-verify")
+    if insecure and (
+        cluster.body.get("certificate-authority") or cluster.body.get("certificate-authority-data")
+    ):
+        # client-go's validateClusterInfo refuses this too: which of the two
+        # the user meant cannot be guessed, and guessing wrong skips checks.
+        where = _where(cluster, "clusters", "cluster", "insecure-skip-tls-verify")
+        msg = (
+            f"{where}: specifying a root certificates file with the insecure flag is not "
+            "allowed; remove certificate-authority(-data) or insecure-skip-tls-verify"
+        )
+        raise ConfigError(msg)
     ca_data = _data(cluster, "clusters", "cluster", "certificate-authority-data")
     # client-go: certificate-authority-data overrides certificate-authority.
     ca_file = None if ca_data else _path(cluster, "clusters", "cluster", "certificate-authority")
-    if insecure:
-        # client-go drops the CA when verification is skipped.
-        ca_data, ca_file = None, None
     proxy_url = _string(cluster, "clusters", "cluster", "proxy-url")
     if proxy_url is not None and urlsplit(proxy_url).scheme not in ("http", "https", "socks5"):
         where = _where(cluster, "clusters", "cluster", "proxy-url")
@@ -318,8 +329,42 @@ def config_from_merged(merged: Merged, *, context: str | None = None) -> Config:
             msg = f"{_where(ctx, 'contexts', 'context', 'user')}: user {user_name!r} was not found"
             raise ConfigError(msg)
         fields.update(_user_fields(user))
+        _refuse_plain_http(server, cluster, user, fields)
     namespace = _string(ctx, "contexts", "context", "namespace") or "default"
-    return Config(source="kubeconfig", namespace=namespace, context=name, **fields)
+    return {"source": "kubeconfig", "namespace": namespace, "context": name, **fields}
+
+
+def _refuse_plain_http(server: str, cluster: Entry, user: Entry, fields: Mapping[str, Any]) -> None:
+    """Credentials never go to an ``http://`` server: that would send them in clear text.
+
+    Raises:
+        ConfigError: the user has a token, token file, exec plugin or client
+            certificate and the cluster's server is plain HTTP.
+    """
+    if scheme_of(server) != "http":
+        return
+    kinds = [
+        kind
+        for kind, present in (
+            ("token", fields.get("token") is not None),
+            ("tokenFile", fields.get("token_file") is not None),
+            ("exec", fields.get("exec_provider") is not None),
+            (
+                "client-certificate",
+                fields.get("client_cert_data") is not None
+                or fields.get("client_cert_file") is not None,
+            ),
+        )
+        if present
+    ]
+    if not kinds:
+        return
+    msg = (
+        f"kubeconfig {cluster.file}: cluster {cluster.name!r} has the plain-HTTP server "
+        f"{redact(server)!r}, but user {user.name!r} (in {user.file}) has "
+        f"{' and '.join(kinds)}; credentials are only sent over https://"
+    )
+    raise ConfigError(msg)
 
 
 def _user_fields(user: Entry) -> dict[str, Any]:
@@ -361,13 +406,13 @@ def _user_fields(user: Entry) -> dict[str, Any]:
     return fields
 
 
-def kubeconfig_config(
+def kubeconfig_fields(
     path: str | Path | None = None,
     *,
     context: str | None = None,
     environ: Mapping[str, str] | None = None,
-) -> Config:
-    """Build a ``Config`` from kubeconfig files; see ``Config.from_kubeconfig``.
+) -> dict[str, Any]:
+    """The fields of a ``Config`` from kubeconfig files; see ``Config.from_kubeconfig``.
 
     Raises:
         ConfigError: no file exists, or a file, context, cluster or user is malformed.
@@ -381,7 +426,7 @@ def kubeconfig_config(
         if not merged.files:
             msg = f"no kubeconfig file exists ({origin})"
             raise ConfigError(msg)
-    return config_from_merged(merged, context=context)
+    return fields_from_merged(merged, context=context)
 
 
-__all__ = ["Merged", "config_from_merged", "kubeconfig_config", "kubeconfig_paths", "load_merged"]
+__all__ = ["Merged", "fields_from_merged", "kubeconfig_fields", "kubeconfig_paths", "load_merged"]

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import importlib
 import logging
 import math
 import time
@@ -25,6 +24,7 @@ import anyio
 import sniffio
 
 from asyncpod import _json
+from asyncpod._assemble import auth_for, choose_engine, endpoint_for, open_transport
 from asyncpod._auth import Auth
 from asyncpod._chain import load_config
 from asyncpod._config import Config
@@ -41,8 +41,7 @@ from asyncpod._ratelimit import RateLimiter
 from asyncpod._retry import NO_RETRIES, Retry, RetryPolicy
 from asyncpod._status import api_error, parse_retry_after
 from asyncpod._target import Params, build_target
-from asyncpod._transport import Endpoint, Engine, Transport, choose_engine
-from asyncpod._wiring import make_auth, make_endpoint
+from asyncpod._transport import Engine, Transport
 
 USER_AGENT = "asyncpod/0.1"
 # An error answer to a stream is read this far for its Status body; a longer
@@ -63,30 +62,6 @@ _ASYNCIO_TIMEOUT: Callable[[float], Any] | None = getattr(asyncio, "timeout", No
 logger = logging.getLogger("asyncpod")
 
 SessionT = TypeVar("SessionT", bound="Session")
-
-
-def create_transport(
-    endpoint: Endpoint,
-    *,
-    engine: Engine,
-    max_connections: int,
-    connect_timeout: float | None = None,
-    max_response_size: int | None = None,
-) -> Transport:
-    """Build the bundled transport for ``endpoint`` on ``engine``.
-
-    The core names the transport package instead of importing it, so that
-    ``import asyncpod`` stays free of aiohttp and h11.
-    """
-    transports = importlib.import_module("asyncpod_transports")
-    transport: Transport = transports.create_transport(
-        endpoint,
-        engine=engine,
-        max_connections=max_connections,
-        connect_timeout=connect_timeout,
-        max_response_size=max_response_size,
-    )
-    return transport
 
 
 class Session:
@@ -181,13 +156,13 @@ class Session:
         self._closed = False
         if self._config is None:
             self._config = load_config()
-        self._auth = make_auth(self._config, on_event=self._on_event)
+        self._auth = auth_for(self._config, on_event=self._on_event)
         library = sniffio.current_async_library()
         self._native_timeout = _ASYNCIO_TIMEOUT if library == "asyncio" else None
         if self._transport is None:
             engine = choose_engine(library, self._engine)
-            self._transport = create_transport(
-                make_endpoint(self._config, on_event=self._on_event),
+            self._transport = open_transport(
+                endpoint_for(self._config, on_event=self._on_event),
                 engine=engine,
                 max_connections=self.max_connections,
                 connect_timeout=self.connect_timeout,

@@ -8,13 +8,13 @@ from typing import Any
 from asyncpod import _json
 from asyncpod._errors import APIError, error_class_for
 
-# Retry-After values beyond this are treated as this: a server asking a client
-# to wait for an hour is better answered by the caller's own deadline.
-MAX_RETRY_AFTER = 60.0
-
 
 def parse_retry_after(value: str | None) -> float | None:
-    """Seconds from a ``Retry-After`` header (delta-seconds form, RFC 9110 10.2.3)."""
+    """Seconds from a ``Retry-After`` header (delta-seconds form, RFC 9110 10.2.3).
+
+    The value is the server's; the one cap on how long a client waits is
+    ``RetryPolicy.max_retry_after``, for requests and watches alike.
+    """
     if value is None:
         return None
     try:
@@ -23,7 +23,7 @@ def parse_retry_after(value: str | None) -> float | None:
         return None
     if seconds != seconds or seconds < 0:  # NaN or negative
         return None
-    return min(seconds, MAX_RETRY_AFTER)
+    return seconds
 
 
 def api_error(
@@ -52,3 +52,12 @@ def api_error(
         body,
         retry_after=parse_retry_after(headers.get("retry-after")),
     )
+
+
+def status_error(status: Mapping[str, Any]) -> APIError:
+    """The ``APIError`` a ``Status`` object stands for (an ERROR event of a watch)."""
+    code = status.get("code")
+    code = code if isinstance(code, int) else 500
+    reason = str(status.get("reason") or "Unknown")
+    message = str(status.get("message") or reason)
+    return error_class_for(code)(code, reason, message, dict(status))

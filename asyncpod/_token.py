@@ -27,16 +27,15 @@ import base64
 import binascii
 import json
 import logging
-import os
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 import anyio
 
-from asyncpod._credentials import read_token
 from asyncpod._errors import ConfigError
 from asyncpod._events import EventHook, TokenReloadEvent, emit
+from asyncpod._files import Identity, file_identity, try_read_token
 
 logger = logging.getLogger("asyncpod")
 
@@ -45,8 +44,6 @@ MAX_AGE = 60.0
 # Re-read this long before the token's own expiry, so that a token renewed on
 # time is picked up before the server starts rejecting the old one.
 EXPIRY_MARGIN = 5.0
-
-Identity = tuple[int, int, int, int]
 
 
 def jwt_expiry(token: str) -> float | None:
@@ -69,18 +66,6 @@ def jwt_expiry(token: str) -> float | None:
     if isinstance(exp, bool) or not isinstance(exp, int | float):
         return None
     return float(exp)
-
-
-def _identity(st: os.stat_result) -> Identity:
-    return (st.st_dev, st.st_ino, st.st_mtime_ns, st.st_size)
-
-
-def _describe(exc: BaseException) -> str:
-    if isinstance(exc, OSError) and exc.strerror:
-        return exc.strerror
-    if isinstance(exc, UnicodeDecodeError):
-        return "not UTF-8 text"
-    return type(exc).__name__
 
 
 class TokenFile:
@@ -184,21 +169,15 @@ class TokenFile:
         checked = self._checked_after_401
         if checked is None or checked[0] != sent or now - checked[1] >= self.check_interval:
             return False
-        try:
-            return _identity(os.stat(self.path)) == self._identity
-        except OSError:
-            return True
+        identity = file_identity(self.path)
+        return identity is None or identity == self._identity
 
     def _check(self, now: float) -> None:
         self._next_check = now + self.check_interval
         if now >= self._deadline:
             self._read(now, self._deadline_reason)
             return
-        try:
-            identity = _identity(os.stat(self.path))
-        except OSError:
-            identity = None
-        if identity != self._identity:
+        if file_identity(self.path) != self._identity:
             # Changed, or cannot be looked at: _read says which, and warns.
             self._read(now, "changed")
 
@@ -209,16 +188,11 @@ class TokenFile:
         read) reports nothing.
         """
         self.reads += 1
-        error: str | None = None
-        try:
-            identity = _identity(os.stat(self.path))
-            with open(self.path, "rb") as handle:
-                # Bounded and checked: a hostile or broken file must not
-                # become a megabyte header or inject one through a newline.
-                token, error = read_token(handle)
-        except OSError as exc:
-            error = f"could not be read: {_describe(exc)}"
-        if error is not None:
+        # Bounded and checked: a hostile or broken file must not become a
+        # megabyte header, inject one through a newline, or block on a FIFO.
+        result = try_read_token(self.path)
+        if isinstance(result, str):
+            error = result
             if self._header:
                 # Warn once per kind of trouble, not at every check of a
                 # file that stays broken.
@@ -231,6 +205,7 @@ class TokenFile:
             if self._on_event is not None and reason is not None:
                 emit(self._on_event, TokenReloadEvent(str(self.path), reason, False, error))
             return error
+        token, identity = result
         if self._last_error is not None:
             logger.info("token file %s can be read again", self.path)
             self._last_error = None

@@ -3,20 +3,20 @@
 A transport moves ``Request`` objects to one API server endpoint and returns
 ``Response`` objects. The core never imports a transport implementation; it
 names the endpoint and the engine, and ``asyncpod_transports`` (or a third
-party) builds the transport.
+party) builds the transport. An endpoint's ``url`` is its origin alone:
+userinfo in the URL it was given is dropped, so never shown.
 """
 
 from __future__ import annotations
 
-import ipaddress
 import ssl
 from typing import Literal, Protocol
-from urllib.parse import urlsplit
 
 from attrs import field, frozen
 
 from asyncpod._errors import ConfigError
 from asyncpod._models import Request, Response
+from asyncpod._urls import is_loopback, join_origin, redact, split_origin
 
 Engine = Literal["aiohttp", "anyio"]
 ENGINES: tuple[Engine, ...] = ("aiohttp", "anyio")
@@ -70,38 +70,16 @@ class StaticTLS:
         return None
 
 
-def _split_origin(url: str, *, schemes: tuple[str, ...], what: str) -> tuple[str, str, int]:
-    parts = urlsplit(url)
-    if parts.scheme not in schemes:
-        msg = f"{what} {url!r} must start with {' or '.join(s + '://' for s in schemes)}"
-        raise ConfigError(msg)
-    if not parts.hostname:
-        msg = f"{what} {url!r} has no host"
-        raise ConfigError(msg)
-    try:
-        port = parts.port
-    except ValueError as exc:
-        msg = f"{what} {url!r} has an invalid port"
-        raise ConfigError(msg) from exc
-    if parts.path not in ("", "/") or parts.query or parts.fragment:
-        msg = f"{what} {url!r} must be an origin only (no path, query or fragment)"
-        raise ConfigError(msg)
-    default_port = 443 if parts.scheme == "https" else 80
-    return parts.scheme, parts.hostname, port or default_port
+def _set_origin(endpoint: HTTPSEndpoint | ProxyEndpoint, scheme: str, what: str) -> None:
+    """Fill in ``host`` and ``port`` and normalise ``url`` to the bare origin.
 
-
-def _host_for_url(host: str) -> str:
-    return f"[{host}]" if ":" in host else host
-
-
-def is_loopback(host: str) -> bool:
-    """True for ``localhost`` and loopback IP literals."""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
+    The origin drops any userinfo, so that a password in the URL given is
+    never shown by the endpoint.
+    """
+    _, host, port = split_origin(endpoint.url, schemes=(scheme,), what=what)
+    object.__setattr__(endpoint, "host", host)
+    object.__setattr__(endpoint, "port", port)
+    object.__setattr__(endpoint, "url", join_origin(scheme, host, port))
 
 
 @frozen
@@ -122,10 +100,7 @@ class HTTPSEndpoint:
     port: int = field(init=False)
 
     def __attrs_post_init__(self) -> None:
-        _, host, port = _split_origin(self.url, schemes=("https",), what="API server URL")
-        object.__setattr__(self, "host", host)
-        object.__setattr__(self, "port", port)
-        object.__setattr__(self, "url", f"https://{_host_for_url(host)}:{port}")
+        _set_origin(self, "https", "API server URL")
 
 
 @frozen
@@ -143,16 +118,15 @@ class ProxyEndpoint:
     port: int = field(init=False)
 
     def __attrs_post_init__(self) -> None:
-        _, host, port = _split_origin(self.url, schemes=("http",), what="proxy URL")
-        if not self.allow_remote and not is_loopback(host):
+        if not self.allow_remote and not is_loopback(
+            split_origin(self.url, schemes=("http",), what="proxy URL")[1]
+        ):
             msg = (
-                f"proxy URL {self.url!r} is not on loopback; a kubectl proxy serves without "
-                "authentication, so pass allow_remote=True only if that host is trusted"
+                f"proxy URL {redact(self.url)!r} is not on loopback; a kubectl proxy serves "
+                "without authentication, so pass allow_remote=True only if that host is trusted"
             )
             raise ConfigError(msg)
-        object.__setattr__(self, "host", host)
-        object.__setattr__(self, "port", port)
-        object.__setattr__(self, "url", f"http://{_host_for_url(host)}:{port}")
+        _set_origin(self, "http", "proxy URL")
 
 
 @frozen
@@ -168,25 +142,6 @@ class UnixEndpoint:
 Endpoint = HTTPSEndpoint | ProxyEndpoint | UnixEndpoint
 
 
-def choose_engine(running_library: str, requested: Engine | None = None) -> Engine:
-    """Which engine serves a client on ``running_library`` (sniffio's name).
-
-    The anyio engine is the default on every event loop: measured side by side
-    on asyncio (docs/benchmarks.md), it costs less CPU per request than the
-    aiohttp engine, matches it on LISTs and watches, and holds an idle watch in
-    a fifth of the memory. The aiohttp engine runs on asyncio when asked for.
-    """
-    if requested is not None:
-        if requested not in ENGINES:
-            msg = f"engine {requested!r} is not one of {', '.join(ENGINES)}"
-            raise ConfigError(msg)
-        if requested == "aiohttp" and running_library != "asyncio":
-            msg = f"the aiohttp engine needs asyncio, but this is running on {running_library}"
-            raise ConfigError(msg)
-        return requested
-    return "anyio"
-
-
 __all__ = [
     "ENGINES",
     "Endpoint",
@@ -197,6 +152,4 @@ __all__ = [
     "TLSContextSource",
     "Transport",
     "UnixEndpoint",
-    "choose_engine",
-    "is_loopback",
 ]

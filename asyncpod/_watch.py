@@ -5,22 +5,21 @@ line (``k8s.io/apimachinery/pkg/watch/json``). The decoder splits on ``b"\\n"``
 only and accepts lines up to a configured object size. The iterator asks for
 bookmarks, remembers the last resourceVersion it saw (bookmarks included) and
 resumes from it after a dropped connection, a server timeout or a silent
-connection, as client-go's reflector does.
+connection, as client-go's reflector does. The decisions are the sans-IO
+``WatchState``'s (``_watch_state.py``); ``Watch`` does the I/O.
 """
 
 from __future__ import annotations
 
 import contextlib
 import math
-import random
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable
 from typing import Any, Final
 
 import anyio
 from anyio.abc import AsyncResource
-from attrs import frozen
 
 from asyncpod import _json
 from asyncpod._errors import (
@@ -28,15 +27,19 @@ from asyncpod._errors import (
     AsyncpodError,
     ProtocolError,
     RequestTimeoutError,
-    ServerError,
-    TooManyRequestsError,
     TransportError,
-    error_class_for,
 )
 from asyncpod._events import WatchReconnectEvent, emit
 from asyncpod._models import Response
 from asyncpod._session import Session
 from asyncpod._target import Params
+from asyncpod._watch_state import (
+    INITIAL_EVENTS_END,
+    Reconnect,
+    WatchEvent,
+    WatchState,
+    watch_policy,
+)
 
 # Kubernetes limits a request body to 3 MiB and etcd values to 1.5 MiB by
 # default; 16 MiB leaves room for large CRDs while bounding memory.
@@ -45,43 +48,15 @@ DEFAULT_MAX_OBJECT_SIZE: Final = 16 * 1024 * 1024
 # watch-configmaps-bookmarks-130s.http.timing), so 70 s of silence means the
 # connection is dead even though TCP has not noticed.
 DEFAULT_INACTIVITY_TIMEOUT: Final = 70.0
-# client-go asks for timeoutSeconds = minWatchTimeout * (1 + rand), with
-# minWatchTimeout = 5 min, to spread reconnects of many clients over time.
-MIN_WATCH_TIMEOUT: Final = 300.0
-INITIAL_EVENTS_END: Final = "k8s.io/initial-events-end"
 EVENT_TYPES: Final = frozenset({"ADDED", "MODIFIED", "DELETED", "BOOKMARK", "ERROR"})
 
 
-@frozen
-class WatchEvent:
-    """One event of a watch.
-
-    Attributes:
-        type: ``"ADDED"``, ``"MODIFIED"``, ``"DELETED"``, ``"BOOKMARK"`` or ``"ERROR"``.
-        object: the object as the server sent it (a ``Status`` for ``ERROR``).
-    """
-
-    type: str
-    object: dict[str, Any]
-
-    @property
-    def resource_version(self) -> str | None:
-        """The object's ``metadata.resourceVersion``, when it has one."""
-        metadata = self.object.get("metadata")
-        if isinstance(metadata, dict):
-            value = metadata.get("resourceVersion")
-            if isinstance(value, str) and value:
-                return value
-        return None
-
-    @property
-    def is_initial_events_end(self) -> bool:
-        """Whether this is the bookmark that ends a watch's initial ADDED events."""
-        if self.type != "BOOKMARK":
-            return False
-        metadata = self.object.get("metadata")
-        annotations = metadata.get("annotations") if isinstance(metadata, dict) else None
-        return isinstance(annotations, dict) and annotations.get(INITIAL_EVENTS_END) == "true"
+# Performance: decode_event runs once per event, and WatchEvent's attrs
+# __init__ (a frozen class: object.__setattr__ per field) costs about 100 ns
+# more than setting its two slots directly. The event is the same either way.
+_new_event = object.__new__
+_set_type = WatchEvent.__dict__["type"].__set__
+_set_object = WatchEvent.__dict__["object"].__set__
 
 
 def decode_event(line: bytes) -> WatchEvent:
@@ -102,7 +77,10 @@ def decode_event(line: bytes) -> WatchEvent:
     if kind not in EVENT_TYPES or not isinstance(obj, dict):
         msg = f"a watch event has type {kind!r} and an object of {type(obj).__name__}"
         raise ProtocolError(msg)
-    return WatchEvent(kind, obj)
+    event: WatchEvent = _new_event(WatchEvent)
+    _set_type(event, kind)
+    _set_object(event, obj)
+    return event
 
 
 class WatchDecoder:
@@ -253,21 +231,7 @@ class WatchDecoder:
             raise ProtocolError(msg)
 
 
-def status_error(status: Mapping[str, Any]) -> APIError:
-    """The ``APIError`` an ERROR event's ``Status`` stands for."""
-    code = status.get("code")
-    code = code if isinstance(code, int) else 500
-    reason = str(status.get("reason") or "Unknown")
-    message = str(status.get("message") or reason)
-    return error_class_for(code)(code, reason, message, dict(status))
-
-
-def backoff_delay(attempt: int, *, base: float = 0.1, cap: float = 30.0) -> float:
-    """A jittered exponential delay before reconnect number ``attempt`` (from 1)."""
-    ceiling = min(cap, base * (2 ** min(attempt - 1, 30)))
-    # "Equal jitter": at least half the ceiling, so reconnects of many
-    # clients spread out but never hammer the server in a tight loop.
-    return float(ceiling / 2 + random.uniform(0, ceiling / 2))
+CLOSED_CLIENT: Final = "the client is closed or was never entered: use 'async with Client() as k8s'"
 
 
 class Watch(AsyncResource):
@@ -279,6 +243,10 @@ class Watch(AsyncResource):
         async with k8s.watch("pods") as events:
             async for event in events:
                 ...
+
+    Closing it (``aclose()``, from any task) ends an iteration in progress;
+    closing the client under it makes the iterating task raise
+    ``AsyncpodError``.
 
     Attributes:
         resource_version: the last resourceVersion seen (bookmarks included);
@@ -298,71 +266,86 @@ class Watch(AsyncResource):
         bookmarks: bool,
         inactivity_timeout: float,
         max_object_size: int,
+        max_failures: float | None = None,
     ) -> None:
         self._session = session
         self._resolve_path = resolve_path
         self._label_selector = label_selector
         self._field_selector = field_selector
-        self.resource_version = resource_version
         self.timeout_seconds = timeout_seconds
         self.bookmarks = bookmarks
         self.inactivity_timeout = inactivity_timeout
         self.max_object_size = max_object_size
-        self.reconnects = 0
+        if max_failures is None:
+            max_failures = session.watch_retry_limit
+        self._state = WatchState(
+            resource_version,
+            policy=watch_policy(session.retry_policy),
+            max_failures=max_failures,
+            timeout_seconds=timeout_seconds,
+            bookmarks=bookmarks,
+        )
         self._path: str | None = None
-        self._deadline: float | None = None
         self._response: Response | None = None
         self._decoder = WatchDecoder(max_object_size)
         # Lines of the stream not handed out yet, decoded one at a time as
         # the caller asks (the last line of a stream comes decoded).
         self._pending: deque[bytes | WatchEvent] = deque()
-        self._failures = 0
-        self._reconnects_in_row = 0
-        self._received = False
-        self._closed = False
-        # A watch from no resourceVersion (or "0") starts with synthetic ADDED
-        # events that are not in resourceVersion order; resuming from one of
-        # them could skip objects. Until the initial-events-end bookmark, a
-        # reconnect starts over and drops ADDED events already yielded.
-        self._initial = resource_version in (None, "", "0")
-        self._start_version = resource_version or None
-        self._initial_seen: set[tuple[str, str, str]] = set()
+        # Why the stream ended, once its last lines are handed out.
+        self._ended: str | None = None
+        # The wait in progress (connect, backoff, receive), which aclose()
+        # from another task interrupts.
+        self._scope: anyio.CancelScope | None = None
+        self._timer: Any = None
+
+    @property
+    def resource_version(self) -> str | None:
+        """The last resourceVersion seen (bookmarks included); where a reconnect resumes."""
+        return self._state.resource_version
+
+    @property
+    def reconnects(self) -> int:
+        """How many times the watch connected again."""
+        return self._state.reconnects
 
     def __aiter__(self) -> Watch:
         return self
 
     async def aclose(self) -> None:
-        """Stop watching and release the connection."""
+        """Stop watching and release the connection; an iteration in progress ends."""
         self._session.forget(self)
-        self._closed = True
+        self._state.close()
+        self._pending.clear()
+        scope, self._scope = self._scope, None
+        if scope is not None:
+            scope.cancel()
+        timer, self._timer = self._timer, None
+        if timer is not None:
+            # An asyncio.timeout around a receive: fire it now.
+            with contextlib.suppress(RuntimeError):
+                timer.reschedule(0.0)
         await self._disconnect()
 
     async def __anext__(self) -> WatchEvent:
-        if self._closed:
-            raise StopAsyncIteration
-        # Performance: the fast path. While lines are pending and the initial
-        # events are over, an ordinary event is served here without awaiting
-        # anything or creating another coroutine; everything else (ERROR,
-        # bookmarks, a bad line, an empty queue) takes the general path.
+        # Performance: the fast path. While lines are pending and the state
+        # is steady, an event is served here without awaiting anything or
+        # creating another coroutine; everything else (ERROR, a bad line,
+        # a hidden bookmark, an empty queue) takes the general path.
         pending = self._pending
-        if pending and not self._initial:
-            line = pending[0]
+        state = self._state
+        if pending and state.steady:
+            line = pending.popleft()
             if type(line) is bytes:
                 try:
-                    event = decode_event(line)
-                except ProtocolError:
-                    event = None  # raised again, in order, by the general path
-                if event is not None and (event.type == "ERROR" or event.type == "BOOKMARK"):
-                    pending[0] = event  # decoded once, handled below
-                    event = None
-                if event is not None:
-                    pending.popleft()
-                    metadata = event.object.get("metadata")
-                    if type(metadata) is dict:
-                        version = metadata.get("resourceVersion")
-                        if type(version) is str and version:
-                            self.resource_version = version
-                    return event
+                    event = state.accept(decode_event(line))
+                except (ProtocolError, APIError):
+                    # Raised again, in order, by the general path.
+                    pending.appendleft(line)
+                else:
+                    if event is not None:
+                        return event
+            else:
+                pending.appendleft(line)
         try:
             return await self._next()
         except BaseException:
@@ -370,110 +353,107 @@ class Watch(AsyncResource):
             raise
 
     async def _next(self) -> WatchEvent:
-        if self._deadline is None and self.timeout_seconds is not None:
-            self._deadline = time.monotonic() + self.timeout_seconds
+        state = self._state
+        pending = self._pending
         while True:
+            if state.closed:
+                self._stop()
+            held = state.held()
+            if held is not None:
+                return held
             failure: APIError | None = None
-            pending = self._pending
             while pending:
                 item = pending.popleft()
                 try:
-                    event = self._accept(decode_event(item) if isinstance(item, bytes) else item)
-                except (ServerError, TooManyRequestsError) as exc:
+                    event = state.accept(decode_event(item) if isinstance(item, bytes) else item)
+                except APIError as exc:
                     failure = exc
                     break
                 if event is not None:
                     return event
             if failure is not None:
-                # A transient failure the server reported in the stream:
-                # reconnect from the last resourceVersion, within the limit.
-                self._pending.clear()
-                await self._drop(_failure_reason(failure), failure)
+                # An ERROR event: a transient one resumes from the last
+                # resourceVersion; the rest of this stream is not read.
+                pending.clear()
+                self._ended = None
+                await self._disconnect()
+                await self._wait(state.on_failure(failure, time.monotonic()))
                 continue
             if self._decoder.error is not None:
                 # A bad line after the events just yielded: the stream is
                 # broken, and the same bytes would come again after resuming.
                 raise self._decoder.error
-            remaining = self._remaining()
-            if remaining is not None and remaining <= 0:
-                raise StopAsyncIteration
+            if self._ended is not None:
+                reason, self._ended = self._ended, None
+                await self._wait(state.on_end(time.monotonic(), reason))
+                continue
             if self._response is None:
                 await self._connect()
                 continue
-            limit = self.inactivity_timeout
-            if remaining is not None:
-                limit = min(limit, remaining)
-            chunk: bytes | None = None
-            try:
-                native = self._session.native_timeout
-                if native is not None:
-                    # Performance: asyncio.timeout is cheaper than an anyio
-                    # cancel scope, and this runs once per chunk.
-                    scope = native(limit)
-                    try:
-                        async with scope:
-                            chunk = await self._receive()
-                    except TimeoutError:
-                        if not scope.expired():
-                            raise
-                else:
-                    with anyio.move_on_after(limit):
+            await self._read()
+
+    def _stop(self) -> None:
+        """End the iteration of a closed watch; raise when the client was closed under it."""
+        if self._session.closed:
+            raise AsyncpodError(CLOSED_CLIENT)
+        raise StopAsyncIteration
+
+    async def _read(self) -> None:
+        """Receive one chunk into ``_pending``, or handle the end of the stream."""
+        state = self._state
+        limit = self.inactivity_timeout
+        remaining = state.remaining(time.monotonic())
+        if remaining is not None:
+            if remaining <= 0:
+                raise StopAsyncIteration
+            limit = min(limit, remaining)
+        chunk: bytes | None = None
+        dropped: TransportError | None = None
+        try:
+            native = self._session.native_timeout
+            if native is not None:
+                # Performance: asyncio.timeout is cheaper than an anyio
+                # cancel scope, and this runs once per chunk.
+                timer = native(limit)
+                try:
+                    async with timer:
+                        self._timer = timer
                         chunk = await self._receive()
-            except TransportError:
-                await self._drop("connection dropped")
-                continue
-            if chunk is None:
-                # Silence: the deadline passed, or the connection is dead.
-                await self._drop("inactivity", backoff=False)
-                continue
-            if chunk == b"":
-                # The server ended the stream (its timeoutSeconds ran out):
-                # resume at once from the last resourceVersion. An event cut
-                # in half is dropped here and sent again after resuming.
-                with contextlib.suppress(ProtocolError):
-                    self._pending.extend(self._decoder.close())
-                # A stream that ended without a byte is a failure, not a
-                # timeout: back off rather than spin on a broken proxy.
-                if self._received:
-                    await self._drop("server timeout", backoff=False)
-                else:
-                    await self._drop("empty stream")
-                continue
-            self._failures = 0
-            self._reconnects_in_row = 0
-            self._received = True
-            self._pending.extend(self._decoder.lines(chunk))
-
-    def _accept(self, event: WatchEvent) -> WatchEvent | None:
-        """Track the resume point; return the event when the caller should see it."""
-        if event.type == "ERROR":
-            raise status_error(event.object)
-        version = event.resource_version
-        if self._initial:
-            if event.type != "ADDED":
-                self._initial = False
-                self._initial_seen.clear()
+                except TimeoutError:
+                    if not timer.expired():
+                        raise
+                finally:
+                    self._timer = None
             else:
-                metadata = event.object.get("metadata") or {}
-                key = (
-                    str(metadata.get("namespace", "")),
-                    str(metadata.get("name", "")),
-                    version or "",
-                )
-                if key in self._initial_seen:
-                    return None
-                self._initial_seen.add(key)
-                return event
-        if version is not None:
-            self.resource_version = version
-        if event.type == "BOOKMARK" and not self.bookmarks:
-            return None
-        return event
-
-    def _remaining(self) -> float | None:
-        if self._deadline is None:
-            return None
-        return self._deadline - time.monotonic()
+                with anyio.move_on_after(limit) as scope:
+                    self._scope = scope
+                    chunk = await self._receive()
+                self._scope = None
+        except TransportError as exc:
+            dropped = exc
+        if state.closed:
+            return
+        now = time.monotonic()
+        if dropped is not None:
+            await self._disconnect()
+            await self._wait(state.on_failure(dropped, now))
+        elif chunk is None:
+            # Silence: the deadline passed, or the connection is dead.
+            await self._disconnect()
+            await self._wait(state.on_end(now, "inactivity"))
+        elif chunk == b"":
+            # The server ended the stream. An event cut in half is dropped
+            # here and sent again after resuming; a last line without a
+            # newline is handed out before the state decides.
+            await self._disconnect()
+            with contextlib.suppress(ProtocolError):
+                self._pending.extend(self._decoder.close())
+            if self._pending:
+                self._ended = "server timeout"
+            else:
+                await self._wait(state.on_end(now))
+        else:
+            self._pending.extend(self._decoder.lines(chunk))
 
     async def _receive(self) -> bytes:
         response = self._response
@@ -482,44 +462,51 @@ class Watch(AsyncResource):
         return await response.stream.receive()
 
     async def _connect(self) -> None:
-        session = self._session
+        session, state = self._session, self._state
         if self._path is None:
             self._path = await self._resolve_path()
-        server_timeout = MIN_WATCH_TIMEOUT * (1.0 + random.random())
-        remaining = self._remaining()
-        if remaining is not None:
-            server_timeout = min(server_timeout, max(1.0, math.ceil(remaining)))
+            state.path = self._path
+            if state.closed:
+                return  # closed while discovery answered
+        now = time.monotonic()
         params: Params = {
-            "watch": "true",
-            "allowWatchBookmarks": "true",
+            **state.connect_params(now),
             "labelSelector": self._label_selector,
             "fieldSelector": self._field_selector,
-            "resourceVersion": self._start_version if self._initial else self.resource_version,
-            "timeoutSeconds": int(server_timeout),
         }
         limit = session.timeout
+        remaining = state.remaining(now)
         if remaining is not None:
+            if remaining <= 0:
+                raise StopAsyncIteration
             limit = remaining if limit is None else min(limit, remaining)
         response: Response | None = None
         failure: AsyncpodError | None = None
         try:
-            with anyio.move_on_after(math.inf if limit is None else limit):
+            with anyio.move_on_after(math.inf if limit is None else limit) as scope:
+                self._scope = scope
                 # One attempt: the reconnects of this loop are the watch's
-                # only retries, bounded by the client's ``retries``. The
-                # client's own retries would multiply with them.
+                # only retries; the client's own would multiply with them.
                 response = await session.open_stream(self._path, params, retry=False)
-        except (TransportError, ServerError, TooManyRequestsError) as exc:
+        except (TransportError, APIError) as exc:
             failure = exc
+        finally:
+            self._scope = None
+        if state.closed:
+            if response is not None:
+                with anyio.CancelScope(shield=True), contextlib.suppress(TransportError):
+                    await response.aclose()
+            return
         if response is None and failure is None:
             msg = f"watch of {self._path} got no answer within {limit:g} s"
             failure = RequestTimeoutError(msg)
         if failure is not None:
             # Outside the except block: a cancellation while waiting must not
             # be chained to the failure.
-            await self._backoff(_failure_reason(failure), failure)
+            await self._wait(state.on_failure(failure, time.monotonic()))
             return
         self._response = response
-        self._received = False
+        state.connected(time.monotonic())
         self._decoder = WatchDecoder(self.max_object_size)
 
     async def _disconnect(self) -> None:
@@ -530,70 +517,26 @@ class Watch(AsyncResource):
                 with contextlib.suppress(TransportError):
                     await response.aclose()
 
-    async def _drop(
-        self, reason: str, failure: AsyncpodError | None = None, *, backoff: bool = True
-    ) -> None:
-        """Release the connection and get ready to resume (after a backoff)."""
-        await self._disconnect()
-        self.reconnects += 1
-        await self._backoff(reason, failure, wait=backoff)
-
-    async def _backoff(
-        self, reason: str, failure: AsyncpodError | None, *, wait: bool = True
-    ) -> None:
-        """Wait before connecting again; report it as a ``WatchReconnectEvent``.
-
-        Raises:
-            AsyncpodError: ``failure``, when the reconnects in a row without
-                data exceed the client's ``retries``.
-        """
-        delay = 0.0
-        if wait:
-            self._failures += 1
-            limit = self._session.watch_retry_limit
-            if failure is not None and self._failures > limit:
-                raise _gave_up(failure, self._failures, self._path)
-            delay = backoff_delay(self._failures)
-            if isinstance(failure, APIError) and failure.retry_after is not None:
-                delay = max(delay, failure.retry_after)
-        remaining = self._remaining()
-        if remaining is not None:
-            if remaining <= 0:
-                return  # the caller's timeout_seconds is over: no reconnect
-            delay = min(delay, remaining)
-        self._reconnects_in_row += 1
+    async def _wait(self, plan: Reconnect | None) -> None:
+        """Report a reconnect as a ``WatchReconnectEvent`` and wait its delay."""
+        state = self._state
+        if plan is None:
+            if state.closed:
+                self._stop()
+            raise StopAsyncIteration  # the caller's timeout_seconds is over
         hook = self._session.on_event
         if hook is not None:
-            version = self._start_version if self._initial else self.resource_version
             emit(
                 hook,
                 WatchReconnectEvent(
-                    self._path or "", version, reason, self._reconnects_in_row, delay
+                    self._path or "", state.resume_version, plan.reason, plan.attempt, plan.delay
                 ),
             )
-        if delay > 0:
-            await anyio.sleep(delay)
+        if plan.delay > 0:
+            with anyio.CancelScope() as scope:
+                self._scope = scope
+                await anyio.sleep(plan.delay)
+            self._scope = None
 
 
-def _failure_reason(failure: AsyncpodError) -> str:
-    """A short reason for a ``WatchReconnectEvent``: never a message, which may be long."""
-    if isinstance(failure, APIError):
-        return f"HTTP {failure.status}"
-    if isinstance(failure, RequestTimeoutError):
-        return "no answer"
-    if isinstance(failure, TransportError) and not failure.sent:
-        return "connect failed"
-    return "connection dropped"
-
-
-def _gave_up(failure: AsyncpodError, attempts: int, path: str | None) -> AsyncpodError:
-    """``failure``, saying that the watch gave up after ``attempts`` attempts in a row."""
-    if not isinstance(failure, TransportError) or type(failure) not in (
-        TransportError,
-        RequestTimeoutError,
-    ):
-        return failure  # an APIError carries the server's Status as it came
-    msg = f"watch of {path} gave up after {attempts} attempts in a row: {failure}"
-    error = type(failure)(msg, sent=failure.sent)
-    error.__cause__ = failure
-    return error
+__all__ = ["INITIAL_EVENTS_END", "Watch", "WatchDecoder", "WatchEvent", "decode_event"]

@@ -87,7 +87,7 @@ class ScriptedServer:
     async def _handle(self, stream: SocketStream) -> None:
         # A client may hang up at any point (that is what the tests provoke).
         with contextlib.suppress(
-            anyio.EndOfStream, anyio.BrokenResourceError, anyio.ClosedResourceError, OSError
+            anyio.BrokenResourceError, anyio.ClosedResourceError, anyio.EndOfStream, OSError
         ):
             await self._answer(stream)
 

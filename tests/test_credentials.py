@@ -9,7 +9,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from asyncpod import ConfigError
-from asyncpod._credentials import MAX_TOKEN_SIZE, check_token, read_token_file, token_problem
+from asyncpod._credentials import MAX_TOKEN_SIZE, check_token, token_problem
+from asyncpod._files import read_token_file
 
 
 def test_jwt_accepted(tmp_path: Path) -> None:

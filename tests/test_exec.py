@@ -29,6 +29,7 @@ with log.open("a") as f:
     f.write(json.dumps({"argv": sys.argv[2:], "env": os.environ.get("PLUGIN_ENV"),
                         "info": json.loads(os.environ["KUBERNETES_EXEC_INFO"])}) + "\n")
 mode = os.environ.get("PLUGIN_MODE", "ok")
+log.with_suffix(".pid").write_text(str(os.getpid()))
 version = os.environ.get("PLUGIN_VERSION", "client.authentication.k8s.io/v1")
 status = {"token": os.environ.get("PLUGIN_TOKEN", f"exec-secret-{runs}")}
 if os.environ.get("PLUGIN_EXPIRY"):
@@ -41,6 +42,16 @@ if mode == "fail":
 if mode == "garbage":
     print("exec-secret-garbage not json")
     sys.exit(0)
+if mode == "truncated":
+    print(json.dumps(answer)[:-5])
+    sys.exit(0)
+if mode in ("endless", "endless-stderr"):
+    out = sys.stdout if mode == "endless" else sys.stderr
+    while True:
+        out.write("y" * 65536)
+if mode == "hang":
+    import time
+    time.sleep(3600)
 print(json.dumps(answer))
 """
 
@@ -244,3 +255,72 @@ async def test_provide_cluster_info(plugin: tuple[Path, Path], tmp_path: Path) -
         "certificate-authority-data": "UEVN",
         "tls-server-name": "api.internal",
     }
+
+
+def exception_chain(exc: BaseException) -> list[BaseException]:
+    """``exc`` and every exception chained to it (causes and contexts)."""
+    seen: list[BaseException] = []
+    todo: list[BaseException | None] = [exc]
+    while todo:
+        current = todo.pop()
+        if current is None or any(current is s for s in seen):
+            continue
+        seen.append(current)
+        todo += [current.__cause__, current.__context__]
+    return seen
+
+
+def assert_secret_nowhere(exc: BaseException, secret: str) -> None:
+    """``secret`` is in no message, repr, argument or attribute of the whole chain."""
+    for link in exception_chain(exc):
+        shown = [str(link), repr(link), repr(link.args), repr(getattr(link, "__dict__", {}))]
+        assert not any(secret in text for text in shown), type(link)
+
+
+async def test_malformed_json_keeps_no_context(plugin: tuple[Path, Path]) -> None:
+    """Truncated JSON holding the token: ConfigError with no cause and no context."""
+    auth = ExecAuth(provider(plugin, PLUGIN_MODE="truncated"), environ=BASE_ENV)
+    with pytest.raises(ConfigError, match="did not print a JSON ExecCredential") as info:
+        await auth.authorization()
+    assert info.value.__cause__ is None
+    assert info.value.__context__ is None
+    assert_secret_nowhere(info.value, "exec-secret")
+
+
+def plugin_pid(plugin: tuple[Path, Path]) -> int:
+    """The process id the plugin wrote when it started."""
+    return int(plugin[1].with_suffix(".pid").read_text())
+
+
+def assert_reaped(pid: int) -> None:
+    """The process is gone and waited for (a zombie would still answer signal 0)."""
+    with pytest.raises(ProcessLookupError):
+        os.kill(pid, 0)
+
+
+@pytest.mark.parametrize("mode", ["endless", "endless-stderr"])
+async def test_endless_output_is_cut_and_the_plugin_reaped(
+    plugin: tuple[Path, Path], mode: str
+) -> None:
+    """A plugin printing without end fails within a bound; it is killed and reaped."""
+    auth = ExecAuth(provider(plugin, PLUGIN_MODE=mode), environ=BASE_ENV)
+    with anyio.fail_after(60), pytest.raises(ConfigError, match=r"printed more than 1048576 bytes"):
+        await auth.authorization()
+    assert_reaped(plugin_pid(plugin))
+
+
+async def test_cancelled_caller_kills_and_reaps_the_plugin(plugin: tuple[Path, Path]) -> None:
+    """A caller's deadline stops a plugin that hangs: no process outlives the call."""
+    auth = ExecAuth(provider(plugin, PLUGIN_MODE="hang"), environ=BASE_ENV)
+    pid_file = plugin[1].with_suffix(".pid")
+    with anyio.move_on_after(60) as scope:
+        async with anyio.create_task_group() as tasks:
+            tasks.start_soon(auth.authorization)
+            # Cancel only once the plugin runs, so that there is a process to stop.
+            for _ in range(6000):
+                if pid_file.exists() and pid_file.read_text():
+                    break
+                await anyio.sleep(0.01)
+            tasks.cancel_scope.cancel()
+    assert not scope.cancelled_caught
+    assert_reaped(plugin_pid(plugin))

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from asyncpod import Config, ConfigError
+from asyncpod._assemble import auth_for
 from tests.sa_folder import make_sa_folder
 
 TOKEN = "temp_token"  # incluster_config_test.py: _TEST_TOKEN
@@ -100,12 +101,20 @@ def test_missing_token_file_names_it(tmp_path: Path) -> None:
         Config.in_cluster(root=root, environ=env(KUBERNETES_SERVICE_HOST="10.0.0.1"))
 
 
-@pytest.mark.parametrize("content", [b"", b"\n", b"  \n"])
-def test_empty_token_file_names_it(tmp_path: Path, content: bytes) -> None:
+def test_empty_token_file_names_it(tmp_path: Path) -> None:
     """incluster_config_test.py test_empty_token_file: the error names the file."""
-    root = make_sa_folder(tmp_path / "sa", {"token": content, "ca.crt": b"x"})
+    root = make_sa_folder(tmp_path / "sa", {"token": b"", "ca.crt": b"x"})
     with pytest.raises(ConfigError, match=rf"{root / 'token'} is empty"):
         Config.in_cluster(root=root, environ=env(KUBERNETES_SERVICE_HOST="10.0.0.1"))
+
+
+@pytest.mark.parametrize("content", [b"\n", b"  \n"])
+def test_blank_token_file_refused_when_the_client_starts(tmp_path: Path, content: bytes) -> None:
+    """A token file of whitespace is refused, naming it, when its content is first read."""
+    root = make_sa_folder(tmp_path / "sa", {"token": content, "ca.crt": b"x"})
+    config = Config.in_cluster(root=root, environ=env(KUBERNETES_SERVICE_HOST="10.0.0.1"))
+    with pytest.raises(ConfigError, match=rf"{root / 'token'} is empty"):
+        auth_for(config)
 
 
 def test_missing_ca_uses_system_store_with_warning(

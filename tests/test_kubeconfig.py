@@ -18,8 +18,8 @@ import trustme
 import yaml
 
 from asyncpod import Config, ConfigError, StaticToken, TokenFile
-from asyncpod._kubeconfig import kubeconfig_config, kubeconfig_paths
-from asyncpod._wiring import make_auth, make_endpoint
+from asyncpod._assemble import auth_for, endpoint_for
+from asyncpod._kubeconfig import kubeconfig_fields, kubeconfig_paths
 
 
 def b64(text: str | bytes) -> str:
@@ -56,12 +56,12 @@ def write(path: Path, doc: dict[str, Any] | str) -> Path:
 
 def load(environ: dict[str, str], context: str | None = None) -> Config:
     """Resolve the kubeconfig named by ``environ``."""
-    return kubeconfig_config(context=context, environ=environ)
+    return Config(**kubeconfig_fields(context=context, environ=environ))
 
 
 # loader_test.go: testConfigAlfa and testConfigConflictAlfa.
 ALFA = kubeconfig(
-    clusters={"cow-cluster": {"server": "http://cow.org:8080"}},
+    clusters={"cow-cluster": {"server": "https://cow.org:8080"}},
     users={"red-user": {"token": "red-token"}},
     contexts={
         "federal-context": {"user": "red-user", "cluster": "cow-cluster", "namespace": "hammer-ns"}
@@ -69,8 +69,8 @@ ALFA = kubeconfig(
 )
 CONFLICT_ALFA = kubeconfig(
     clusters={
-        "cow-cluster": {"server": "http://a-different-cow.org:8080"},
-        "donkey-cluster": {"server": "http://donkey.org:8080"},
+        "cow-cluster": {"server": "https://a-different-cow.org:8080"},
+        "donkey-cluster": {"server": "https://donkey.org:8080"},
     },
     users={"red-user": {"token": "a-different-red-token"}, "yellow-user": {"token": "yellow"}},
     contexts={"yellow": {"user": "yellow-user", "cluster": "donkey-cluster"}},
@@ -86,11 +86,11 @@ def test_merging_first_file_wins(tmp_path: Path) -> None:
     config = load(environ)
     # current-context comes from the second file, the context's pieces from the first.
     assert config.context == "federal-context"
-    assert config.server == "http://cow.org:8080"
+    assert config.server == "https://cow.org:8080"
     assert config.token == "red-token"
     assert config.namespace == "hammer-ns"
     # Entries only the second file has are merged in.
-    assert load(environ, context="yellow").server == "http://donkey.org:8080"
+    assert load(environ, context="yellow").server == "https://donkey.org:8080"
 
 
 def test_conflicting_current_context(tmp_path: Path) -> None:
@@ -109,7 +109,7 @@ def test_missing_files_in_the_list_are_skipped(tmp_path: Path) -> None:
     """loader_test.go TestToleratingMissingFiles: missing files in KUBECONFIG are skipped."""
     real = write(tmp_path / "config", {**ALFA, "current-context": "federal-context"})
     paths = os.pathsep.join(["bogus1", str(real), "bogus2"])
-    assert load({"KUBECONFIG": paths}).server == "http://cow.org:8080"
+    assert load({"KUBECONFIG": paths}).server == "https://cow.org:8080"
 
 
 def test_explicit_missing_file_names_it(tmp_path: Path) -> None:
@@ -285,7 +285,7 @@ def test_token_file_becomes_rotating_auth(tmp_path: Path) -> None:
     )
     config = Config.from_kubeconfig(write(tmp_path / "config", doc))
     assert config.token_file == tmp_path / "tok"
-    assert isinstance(make_auth(config), TokenFile)
+    assert isinstance(auth_for(config), TokenFile)
 
 
 def test_empty_token_file_names_it(tmp_path: Path) -> None:
@@ -330,16 +330,33 @@ def test_certificate_data_overrides_files(tmp_path: Path) -> None:
     assert "key-data" not in repr(config)
 
 
-def test_insecure_drops_the_ca(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
-    """client_config_test.go TestInsecureOverridesCA; the client start warns loudly."""
+@pytest.mark.parametrize(
+    "ca_field", [{"certificate-authority-data": b64("\0\0")}, {"certificate-authority": "ca.crt"}]
+)
+def test_insecure_with_a_ca_is_refused(tmp_path: Path, ca_field: dict[str, str]) -> None:
+    """client-go validateClusterInfo: a root certificates file with the insecure flag is refused."""
+    (tmp_path / "ca.crt").write_bytes(b"x")
     doc = kubeconfig(
         clusters={
-            "clean": {
-                "server": "https://localhost:8443",
-                "certificate-authority-data": b64("\0\0"),
-                "insecure-skip-tls-verify": True,
-            }
+            "clean": {"server": "https://localhost:8443", "insecure-skip-tls-verify": True}
+            | ca_field
         },
+        contexts={"clean": {"cluster": "clean"}},
+        current="clean",
+    )
+    path = write(tmp_path / "config", doc)
+    with pytest.raises(ConfigError, match="with the insecure flag is not allowed") as info:
+        Config.from_kubeconfig(path)
+    assert str(path) in str(info.value)
+    assert "clusters[name=clean]" in str(info.value)
+
+
+def test_insecure_alone_skips_verification_loudly(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """client_config_test.go TestInsecureOverridesCA without a CA: the client start warns."""
+    doc = kubeconfig(
+        clusters={"clean": {"server": "https://localhost:8443", "insecure-skip-tls-verify": True}},
         contexts={"clean": {"cluster": "clean"}},
         current="clean",
     )
@@ -347,7 +364,7 @@ def test_insecure_drops_the_ca(tmp_path: Path, caplog: pytest.LogCaptureFixture)
     assert config.insecure_skip_tls_verify
     assert config.ca_data is None
     with caplog.at_level(logging.WARNING, logger="asyncpod"):
-        endpoint = make_endpoint(config)
+        endpoint = endpoint_for(config)
     assert "NOT verified" in caplog.text
     assert endpoint.tls.ssl_context().verify_mode.name == "CERT_NONE"  # type: ignore[union-attr]
 
@@ -370,7 +387,7 @@ def test_insecure_only_when_the_file_says_so(tmp_path: Path) -> None:
     config = Config.from_kubeconfig(write(tmp_path / "config", doc))
     assert not config.insecure_skip_tls_verify
     assert config.tls_server_name == "kubernetes.io"
-    endpoint = make_endpoint(config)
+    endpoint = endpoint_for(config)
     assert endpoint.server_name == "kubernetes.io"  # type: ignore[union-attr]
     assert endpoint.tls.ssl_context().verify_mode.name == "CERT_REQUIRED"  # type: ignore[union-attr]
 
@@ -391,7 +408,7 @@ def test_client_certificate_files_build_mutual_tls(tmp_path: Path) -> None:
     config = Config.from_kubeconfig(write(tmp_path / "config", doc))
     assert config.namespace == "ns1"
     assert config.client_key_file == tmp_path / "client.key"
-    make_endpoint(config)  # loads the chain; raises if anything is wrong
+    endpoint_for(config)  # loads the chain; raises if anything is wrong
 
 
 def test_no_user_context(tmp_path: Path) -> None:
@@ -415,7 +432,7 @@ def test_simple_token_ignores_basic_auth(tmp_path: Path) -> None:
         current="simple_token",
     )
     config = Config.from_kubeconfig(write(tmp_path / "config", doc))
-    assert isinstance(make_auth(config), StaticToken)
+    assert isinstance(auth_for(config), StaticToken)
     assert config.token == b64("test-data")
 
 
@@ -478,8 +495,9 @@ def test_broken_yaml_shows_position_not_content(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=rf"{path} is not valid YAML at line \d+") as info:
         Config.from_kubeconfig(path)
     assert "SECRETTOKEN" not in str(info.value)
+    # The YAML error quotes the line: it must not ride along in the chain.
     assert info.value.__cause__ is None
-    assert info.value.__suppress_context__
+    assert info.value.__context__ is None
 
 
 def test_auth_provider_is_refused(tmp_path: Path) -> None:
@@ -557,5 +575,56 @@ def test_proxy_url_is_stored_and_refused_at_start(tmp_path: Path) -> None:
     config = Config.from_kubeconfig(write(tmp_path / "config", doc))
     assert config.proxy_url == "http://user:pw@proxy.local:3128"
     with pytest.raises(ConfigError, match="proxy-url") as info:
-        make_endpoint(config)
+        endpoint_for(config)
     assert "pw" not in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("user", "named"),
+    [
+        ({"token": "sekret-token"}, "has token"),
+        ({"tokenFile": "token"}, "has tokenFile"),
+        (
+            {"exec": {"apiVersion": "client.authentication.k8s.io/v1", "command": "never-run"}},
+            "has exec",
+        ),
+        (
+            {"client-certificate-data": b64("cert"), "client-key-data": b64("key")},
+            "has client-certificate",
+        ),
+    ],
+)
+def test_credentials_for_a_plain_http_server_are_refused(
+    tmp_path: Path, user: dict[str, Any], named: str
+) -> None:
+    """An http:// server with a user's credentials: ConfigError naming file, cluster and user."""
+    (tmp_path / "token").write_text("sekret-token\n")
+    doc = kubeconfig(
+        clusters={"plain": {"server": "http://user:pw-in-url@10.0.0.1:8080"}},
+        users={"alice": user},
+        contexts={"x": {"cluster": "plain", "user": "alice"}},
+        current="x",
+    )
+    path = write(tmp_path / "config", doc)
+    with pytest.raises(ConfigError) as info:
+        Config.from_kubeconfig(path)
+    message = str(info.value)
+    assert str(path) in message
+    assert "cluster 'plain'" in message
+    assert "user 'alice'" in message
+    assert named in message
+    assert "'http://***@10.0.0.1:8080'" in message
+    assert "sekret-token" not in message
+    assert "pw-in-url" not in message
+
+
+def test_plain_http_server_without_credentials_is_a_proxy(tmp_path: Path) -> None:
+    """A kubeconfig for a kubectl proxy (http://, no user credentials) still loads."""
+    doc = kubeconfig(
+        clusters={"proxy": {"server": "http://127.0.0.1:8001"}},
+        users={"nobody": {}},
+        contexts={"x": {"cluster": "proxy", "user": "nobody"}},
+        current="x",
+    )
+    config = Config.from_kubeconfig(write(tmp_path / "config", doc))
+    assert endpoint_for(config).url == "http://127.0.0.1:8001"  # type: ignore[union-attr]

@@ -1,13 +1,16 @@
-"""The sandbox's pure pieces: selectors, patches, field sets, protobuf bodies, tokens."""
+"""The sandbox's pure pieces: selectors, patches, field sets, protobuf bodies, tokens, tiers."""
 
 from __future__ import annotations
 
+import ast
+from pathlib import Path
 from typing import Any
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+import asyncpod.testing
 from asyncpod.testing import _jwt
 from asyncpod.testing._fields import NODE, flatten, from_fields_v1, to_fields_v1
 from asyncpod.testing._patch import PatchError, json_patch, merge_patch, strategic_merge_patch
@@ -148,3 +151,53 @@ def test_jwt_round_trip_and_tamper() -> None:
     header, payload, signature = token.split(".")
     assert _jwt.decode(f"{header}.{payload}x.{signature}", pki.signing_key.public_key()) is None
     assert claims["exp"] - claims["iat"] == 600
+
+
+# The sandbox's modules that decide (no I/O): they must not reach the HTTP side.
+_SYNC_MODULES = (
+    "_admission",
+    "_controllers",
+    "_defaults",
+    "_lists",
+    "_objects",
+    "_reviews",
+    "_routes",
+    "_store",
+    "_subresources",
+    "_tables",
+    "_verbs",
+)
+_HTTP_MODULES = {"aiohttp", "asyncpod.testing._server", "asyncpod.testing._watchserver"}
+_HTTP_MODULES |= {"asyncpod.testing._podlogs", "asyncpod.testing._sandbox"}
+
+
+def _runtime_imports(source: str) -> set[str]:
+    """Modules a source imports outside ``if TYPE_CHECKING:`` blocks."""
+    tree = ast.parse(source)
+    names: set[str] = set()
+
+    def visit(node: ast.AST) -> None:
+        if isinstance(node, ast.If) and ast.unparse(node.test) == "TYPE_CHECKING":
+            return
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            names.add(node.module)
+            names.update(f"{node.module}.{alias.name}" for alias in node.names)
+        for child in ast.iter_child_nodes(node):
+            visit(child)
+
+    visit(tree)
+    return names
+
+
+@pytest.mark.parametrize("module", _SYNC_MODULES)
+def test_sync_sandbox_modules_do_no_http(module: str) -> None:
+    """Verbs, admission, lists, tables and the store import neither aiohttp nor the HTTP side."""
+    source = (Path(asyncpod.testing.__file__).parent / f"{module}.py").read_text()
+    reached = {
+        name
+        for name in _runtime_imports(source)
+        if name in _HTTP_MODULES or name.split(".")[0] == "aiohttp"
+    }
+    assert reached == set()

@@ -9,7 +9,7 @@ import anyio
 import pytest
 
 from asyncpod.testing import Sandbox
-from asyncpod.testing._server import _next_bookmark
+from asyncpod.testing._watchserver import next_bookmark as _next_bookmark
 from tests.sandbox_helpers import CM, configmap, proxy_client, raw_get
 
 pytestmark = pytest.mark.anyio

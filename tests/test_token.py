@@ -9,14 +9,18 @@ from __future__ import annotations
 import base64
 import json
 import logging
+import os
+import sys
 from pathlib import Path
 
 import anyio
 import pytest
+import trustme
 
-from asyncpod import ConfigError, TokenFile, TokenReloadEvent
+from asyncpod import Client, Config, ConfigError, TokenFile, TokenReloadEvent
 from asyncpod._token import jwt_expiry
 from tests.sa_folder import make_sa_folder, rotate
+from tests.token_server import TokenServer
 
 pytestmark = pytest.mark.anyio
 
@@ -287,3 +291,47 @@ async def test_every_reread_is_reported_with_its_reason(
     shown = repr(events)
     assert "opaque-" not in shown
     assert secret.rsplit(".", 1)[-1] not in shown
+
+
+# Every open() and os.open() raises the "open" audit event (PEP 578) with the
+# path: counting those for one file counts its reads by any code, ours or a
+# library's, with no stand-in for the reader. A hook cannot be removed, so it
+# only counts while a test names a path to watch.
+_watched: dict[str, int] = {}
+
+
+def _count_opens(event: str, args: tuple[object, ...]) -> None:
+    if event == "open" and _watched and args and isinstance(args[0], str | bytes | Path):
+        path = os.fsdecode(args[0])  # type: ignore[arg-type]
+        if path in _watched:
+            _watched[path] += 1
+
+
+sys.addaudithook(_count_opens)
+
+
+async def test_token_file_is_read_once_before_the_first_request(tmp_path: Path) -> None:
+    """From Config.in_cluster to the first answer, the token file is opened exactly once."""
+    ca = trustme.CA()
+    with TokenServer(ca).running() as server:
+        server.allow("sekret-one")
+        root = make_sa_folder(
+            tmp_path / "sa", {"token": b"sekret-one\n", "ca.crt": ca.cert_pem.bytes()}
+        )
+        token = str(root / "token")
+        _watched[token] = 0
+        try:
+            config = Config.in_cluster(
+                root=root,
+                environ={
+                    "KUBERNETES_SERVICE_HOST": "127.0.0.1",
+                    "KUBERNETES_SERVICE_PORT": str(server.port),
+                },
+            )
+            async with Client(config, retries=0) as k8s:
+                await k8s.request("GET", "/api")
+                opened = _watched[token]
+        finally:
+            del _watched[token]
+    assert opened == 1
+    assert server.log == [("/api", "sekret-one", 200)]

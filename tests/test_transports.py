@@ -42,7 +42,7 @@ from asyncpod import (
     TransportError,
     UnixEndpoint,
 )
-from asyncpod._wiring import make_endpoint
+from asyncpod._assemble import endpoint_for as make_endpoint
 from tests.transport_server import TransportTestServer, pattern_body
 
 pytestmark = pytest.mark.anyio

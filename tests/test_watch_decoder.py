@@ -10,7 +10,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from asyncpod import ProtocolError, WatchDecoder, WatchEvent
-from asyncpod._watch import decode_event, status_error
+from asyncpod._status import status_error
+from asyncpod._watch import decode_event
 
 # Recorded from a real kube-apiserver v1.36.
 REFERENCE = Path(__file__).parent / "data"

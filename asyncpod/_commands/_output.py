@@ -11,8 +11,8 @@ from typing import Any
 import anyio
 
 from asyncpod import _json
+from asyncpod._assemble import choose_engine
 from asyncpod._discovery import Resource
-from asyncpod._transport import choose_engine
 
 
 def runtime_line() -> str:

@@ -7,6 +7,7 @@ import argparse
 from asyncpod._chain import load_config
 from asyncpod._commands._output import runtime_line, write
 from asyncpod._errors import ConfigError
+from asyncpod._urls import redact
 
 LINKS = ("unix", "proxy", "in-cluster", "kubeconfig")
 
@@ -35,7 +36,9 @@ def run(args: argparse.Namespace) -> int:
     # link-by-link reasons and exits 1.
     config = load_config()
     write(f"link:      {config.source}")
-    write(f"server:    {config.server or f'unix:{config.socket_path}'}")
+    # A URL may carry user:password@: shown as ***.
+    server = redact(config.server) if config.server else f"unix:{config.socket_path}"
+    write(f"server:    {server}")
     write(f"namespace: {config.namespace}")
     write(f"runtime:   {runtime_line()}")
     write("chain:")

@@ -7,13 +7,27 @@ import re
 import threading
 import time
 from collections.abc import Iterator
-from typing import Literal
+from typing import TYPE_CHECKING, Any, Literal, NoReturn
 
 from attrs import define, field, frozen
+
+from asyncpod.testing import _status
+from asyncpod.testing._status import StatusError
+
+if TYPE_CHECKING:
+    from aiohttp import web
 
 FaultKind = Literal[
     "status", "throttle", "error", "drop_before", "drop_after", "slow", "watch_drop"
 ]
+# The API server's wording for the statuses a fault can inject.
+_INJECTED_MESSAGES = {
+    429: "Too many requests, please try again later.",
+    500: "Internal error occurred: injected by the sandbox",
+    503: "the server is currently unable to handle the request",
+    504: "the server was unable to return a response in the time allotted, but may still "
+    "be processing the request",
+}
 KINDS = ("status", "throttle", "error", "drop_before", "drop_after", "slow", "watch_drop")
 
 
@@ -178,3 +192,38 @@ class RequestLog:
 
 def now() -> float:
     return time.time()
+
+
+class Drop(Exception):
+    """Close the connection without an answer (raised where a fault says so)."""
+
+
+def drop() -> NoReturn:
+    """Close the connection without an answer: the handler catches ``Drop`` and aborts."""
+    raise Drop
+
+
+def abort(request: web.BaseRequest) -> None:
+    """Close the request's connection at once, without an answer."""
+    transport = request.transport
+    if transport is not None:
+        transport.abort()
+
+
+def injected_error(fault: Fault) -> StatusError:
+    """The answer of a ``status``, ``error`` or ``throttle`` fault, worded as the API server's.
+
+    A 401 is exactly the real one, as if the token had just been revoked;
+    ``retry_after`` adds ``Retry-After`` and ``details.retryAfterSeconds``.
+    """
+    code = fault.status
+    if code == 401:
+        return _status.unauthorized()
+    message = _INJECTED_MESSAGES.get(code, f"the sandbox injected a {code} answer")
+    details: dict[str, Any] = {}
+    if fault.retry_after is not None:
+        details["retryAfterSeconds"] = max(int(fault.retry_after), 1)
+    err = StatusError(_status.status(code, message, details=details))
+    if fault.retry_after is not None:
+        err.headers["Retry-After"] = f"{fault.retry_after:g}"
+    return err

@@ -96,3 +96,14 @@ def jwks(public_key: rsa.RSAPublicKey, key_id: str) -> dict[str, Any]:
             {"use": "sig", "kty": "RSA", "kid": key_id, "alg": "RS256", "n": _b64(n), "e": _b64(e)}
         ]
     }
+
+
+def openid_configuration(server_address: str) -> dict[str, Any]:
+    """The API server's ``/.well-known/openid-configuration`` (service-account issuer discovery)."""
+    return {
+        "issuer": ISSUER,
+        "jwks_uri": f"https://{server_address}/openid/v1/jwks",
+        "response_types_supported": ["id_token"],
+        "subject_types_supported": ["public"],
+        "id_token_signing_alg_values_supported": ["RS256"],
+    }

@@ -148,6 +148,7 @@ def builtin_types() -> list[ResourceType]:
             has_generation=True,
         ),
         ResourceType("coordination.k8s.io", "v1", "leases", "lease", "Lease", True),
+        ResourceType("events.k8s.io", "v1", "events", "event", "Event", True, short_names=("ev",)),
         ResourceType(
             "apiextensions.k8s.io",
             "v1",

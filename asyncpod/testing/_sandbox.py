@@ -21,8 +21,10 @@ from typing import Any, TypeVar
 import yaml
 from aiohttp import web
 
+from asyncpod.testing import _lists
 from asyncpod.testing._auth import AccessRules, Authenticator
 from asyncpod.testing._faults import Faults, RequestLog
+from asyncpod.testing._objects import Watcher
 from asyncpod.testing._patch import merge_patch
 from asyncpod.testing._pki import shared_pki
 from asyncpod.testing._podenv import PodEnvironment
@@ -30,7 +32,7 @@ from asyncpod.testing._resources import ResourceType
 from asyncpod.testing._server import Handler
 from asyncpod.testing._sockets import abort_transports
 from asyncpod.testing._status import StatusError
-from asyncpod.testing._store import Store, Watcher
+from asyncpod.testing._store import Store
 
 T = TypeVar("T")
 
@@ -376,7 +378,7 @@ class Sandbox:
     def objects(self, resource: str, *, namespace: str | None = None) -> list[dict[str, Any]]:
         """Every stored object of a resource (in one namespace, or all)."""
         rt = self._type(resource)
-        return self._call(lambda: [s.copy() for s in self._store.select(rt, namespace)[0]])
+        return self._call(lambda: [s.copy() for s in _lists.select(self._store, rt, namespace)[0]])
 
     def patch(
         self,

@@ -2,163 +2,19 @@
 
 from __future__ import annotations
 
-import base64
 import collections
 import ipaddress
-import random
-import re
 import time
-import uuid
 from collections.abc import Callable, Iterator
-from datetime import datetime, timezone
 from typing import Any
 
-from asyncpod import _json
-from asyncpod.testing import _fields, _status
-from asyncpod.testing._resources import ResourceType, builtin_types, crd_types
-from asyncpod.testing._selectors import Matcher
+from asyncpod.testing import _admission, _controllers, _fields, _status
+from asyncpod.testing._defaults import ordered_metadata
+from asyncpod.testing._objects import Event, Key, ObjKey, Stored, Watcher, now_rfc3339
+from asyncpod.testing._resources import ResourceType, builtin_types
 from asyncpod.testing._status import StatusError
 
-Key = tuple[str, str]  # (group, plural)
-ObjKey = tuple[str, str]  # (namespace, name); namespace is "" when cluster-scoped
-
-_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
-_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
-_SUBDOMAIN_MSG = (
-    "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, "
-    "'-' or '.', and must start and end with an alphanumeric character (e.g. 'example.com', "
-    "regex used for validation is "
-    "'[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')"
-)
-_LABEL_MSG = (
-    "a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', "
-    "and must start and end with an alphanumeric character (e.g. 'my-name',  or '123-abc', "
-    "regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?')"
-)
 SYSTEM_NAMESPACES = ("default", "kube-node-lease", "kube-public", "kube-system")
-# Metadata the server owns: kept from the stored object on every update.
-_SERVER_METADATA = ("uid", "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds")
-
-
-def now_rfc3339() -> str:
-    """The time as Kubernetes writes it: RFC 3339, seconds, UTC."""
-    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-class Stored:
-    """A stored object (never mutated) and its cached JSON encodings."""
-
-    __slots__ = ("_full", "_item", "obj")
-
-    def __init__(self, obj: dict[str, Any]) -> None:
-        self.obj = obj
-        self._full: bytes | None = None
-        self._item: bytes | None = None
-
-    @property
-    def name(self) -> str:
-        return str(self.obj["metadata"]["name"])
-
-    @property
-    def rv(self) -> int:
-        return int(self.obj["metadata"]["resourceVersion"])
-
-    def full(self) -> bytes:
-        """The object as GET answers it."""
-        if self._full is None:
-            self._full = _json.dumps(self.obj)
-        return self._full
-
-    def item(self) -> bytes:
-        """The object as a list item (real lists leave out kind and apiVersion)."""
-        if self._item is None:
-            self._item = _json.dumps(
-                {k: v for k, v in self.obj.items() if k not in ("kind", "apiVersion")}
-            )
-        return self._item
-
-    def copy(self) -> dict[str, Any]:
-        """A deep copy to change."""
-        loaded: dict[str, Any] = _json.loads(self.full())
-        return loaded
-
-
-class Event:
-    """One change: ``type`` is ADDED, MODIFIED or DELETED."""
-
-    __slots__ = ("key", "obj", "prev", "rv", "type")
-
-    def __init__(self, rv: int, key: Key, type_: str, obj: Stored, prev: Stored | None) -> None:
-        self.rv = rv
-        self.key = key
-        self.type = type_
-        self.obj = obj
-        self.prev = prev
-
-
-class Watcher:
-    """A live watch: receives the events that match it."""
-
-    def __init__(
-        self,
-        key: Key,
-        namespace: str | None,
-        labels: Matcher | None,
-        fields: Matcher | None,
-        push: Callable[[str, Stored], None],
-        close: Callable[[], None],
-    ) -> None:
-        self.key = key
-        self.namespace = namespace
-        self.labels = labels
-        self.fields = fields
-        self.push = push
-        self.close = close
-
-    def matches(self, stored: Stored | None) -> bool:
-        if stored is None:
-            return False
-        obj = stored.obj
-        if self.namespace and obj["metadata"].get("namespace") != self.namespace:
-            return False
-        if self.labels is not None and not self.labels(obj):
-            return False
-        return self.fields is None or self.fields(obj)
-
-    def offer(self, event: Event) -> None:
-        # An object that starts or stops matching a selector is ADDED or DELETED
-        # for this watch, as the API server's watch cache reports it.
-        now = self.matches(event.obj)
-        if event.type == "MODIFIED":
-            before = self.matches(event.prev)
-            if now and before:
-                self.push("MODIFIED", event.obj)
-            elif now:
-                self.push("ADDED", event.obj)
-            elif before:
-                self.push("DELETED", event.obj)
-        elif now:
-            self.push(event.type, event.obj)
-
-
-def _generate_suffix() -> str:
-    alphabet = "bcdfghjklmnpqrstvwxz2456789"
-    return "".join(random.choice(alphabet) for _ in range(5))
-
-
-def encode_continue(rv: int, start: str) -> str:
-    """A continue token in the API server's format."""
-    data = _json.dumps({"v": "meta.k8s.io/v1", "rv": rv, "start": start})
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
-
-
-def decode_continue(token: str) -> tuple[int, str]:
-    try:
-        raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
-        data = _json.loads(raw)
-        return int(data["rv"]), str(data["start"])
-    except (ValueError, KeyError, TypeError) as exc:
-        raise _status.bad_request(f"continue key is not valid: {exc}") from None
 
 
 class Store:
@@ -184,9 +40,7 @@ class Store:
         self.pod_logs: dict[tuple[str, str, str], list[str]] = {}
         self.log_waiters: list[Callable[[], None]] = []
         self.on_change: list[Callable[[Event], None]] = []
-        # owner uid -> the objects naming it in ownerReferences
-        self.dependents: dict[str, set[tuple[Key, ObjKey]]] = {}
-        self.orphaning: set[str] = set()
+        self.owners = _controllers.OwnerIndex()
         self.service_ips = 0
         for rt in builtin_types():
             self.register(rt)
@@ -260,8 +114,7 @@ class Store:
                 self.unregister(*key)
         for bucket in self.data.values():
             bucket.clear()
-        self.dependents.clear()
-        self.orphaning.clear()
+        self.owners.clear()
         self.log.clear()
         self.pod_logs.clear()
         self.rv += 1
@@ -301,119 +154,15 @@ class Store:
             stored = Stored(obj)
             bucket[okey] = stored
         event = Event(self.rv, rt.key, type_, stored, prev)
-        self._index_owners(rt.key, okey, prev, None if type_ == "DELETED" else stored)
+        self.owners.update(rt.key, okey, prev, None if type_ == "DELETED" else stored)
         self.log.append((time.monotonic(), event))
         self._trim()
         for watcher in list(self.watchers.get(rt.key, ())):
             watcher.offer(event)
         for hook in self.on_change:
             hook(event)
-        self._after(rt, event)
+        _controllers.react(self, rt, event)
         return stored
-
-    def _index_owners(
-        self, key: Key, okey: ObjKey, prev: Stored | None, new: Stored | None
-    ) -> None:
-        for stored, add in ((prev, False), (new, True)):
-            if stored is None:
-                continue
-            for ref in stored.obj["metadata"].get("ownerReferences") or ():
-                uid = ref.get("uid") if isinstance(ref, dict) else None
-                if not uid:
-                    continue
-                if add:
-                    self.dependents.setdefault(uid, set()).add((key, okey))
-                else:
-                    self.dependents.get(uid, set()).discard((key, okey))
-
-    def _collect_garbage(self, owner: Stored) -> None:
-        # The garbage collector's background cascade, done at once: dependents
-        # (by ownerReferences) are deleted, or with Orphan lose the reference.
-        uid = owner.obj["metadata"].get("uid", "")
-        dependents = self.dependents.pop(uid, set())
-        orphan = uid in self.orphaning
-        self.orphaning.discard(uid)
-        for key, okey in sorted(dependents):
-            rt = self.types.get(key)
-            stored = self.data.get(key, {}).get(okey)
-            if rt is None or stored is None:
-                continue
-            if orphan:
-                new = stored.copy()
-                refs = [
-                    r for r in new["metadata"].get("ownerReferences") or [] if r.get("uid") != uid
-                ]
-                if refs:
-                    new["metadata"]["ownerReferences"] = refs
-                else:
-                    new["metadata"].pop("ownerReferences", None)
-                self._commit(rt, okey, new, "MODIFIED")
-            else:
-                self.delete(rt, okey[0] or None, okey[1])
-
-    def _after(self, rt: ResourceType, event: Event) -> None:
-        if event.type == "DELETED" and (
-            event.obj.obj["metadata"].get("uid") in self.dependents
-            or event.obj.obj["metadata"].get("uid") in self.orphaning
-        ):
-            self._collect_garbage(event.obj)
-        if rt.key == ("apiextensions.k8s.io", "customresourcedefinitions"):
-            spec = event.obj.obj.get("spec") or {}
-            group, plural = spec.get("group", ""), (spec.get("names") or {}).get("plural", "")
-            if event.type == "DELETED":
-                self.unregister(group, plural)
-                self.data.pop((group, plural), None)
-            elif (group, plural) not in self.types:
-                for crt in crd_types(event.obj.obj):
-                    self.types.setdefault(crt.key, crt)
-                    self.by_version.setdefault((crt.group, crt.version), {})[crt.plural] = crt
-                    self.data.setdefault(crt.key, {})
-        elif rt.key == ("", "namespaces") and event.type == "DELETED":
-            namespace = event.obj.name
-            for key, bucket in list(self.data.items()):
-                owner = self.types.get(key)
-                if owner is None or not owner.namespaced:
-                    continue
-                for okey in [k for k in bucket if k[0] == namespace]:
-                    self._commit(owner, okey, None, "DELETED")
-        elif rt.key == ("", "pods") and event.type == "DELETED":
-            # A followed log ends with its pod.
-            waiters, self.log_waiters = self.log_waiters, []
-            for wake in waiters:
-                wake()
-        elif rt.key == ("", "namespaces") and event.type == "ADDED":
-            self._namespace_defaults(event.obj.name)
-
-    def _namespace_defaults(self, namespace: str) -> None:
-        # What the service-account and root-CA controllers add to a new namespace.
-        sa = self.types[("", "serviceaccounts")]
-        if (namespace, "default") not in self.data[sa.key]:
-            self.create(
-                sa, namespace, {"metadata": {"name": "default"}}, manager="kube-controller-manager"
-            )
-        if self.root_ca is not None:
-            cm = self.types[("", "configmaps")]
-            if (namespace, "kube-root-ca.crt") not in self.data[cm.key]:
-                self.create(
-                    cm,
-                    namespace,
-                    {
-                        "metadata": {
-                            "name": "kube-root-ca.crt",
-                            "annotations": {
-                                "kubernetes.io/description": (
-                                    "Contains a CA bundle that can be used to verify the "
-                                    "kube-apiserver when using internal endpoints such as the "
-                                    "internal service IP or kubernetes.default.svc. No other "
-                                    "usage is guaranteed across distributions of Kubernetes "
-                                    "clusters."
-                                )
-                            },
-                        },
-                        "data": {"ca.crt": self.root_ca},
-                    },
-                    manager="kube-controller-manager",
-                )
 
     root_ca: str | None = None
 
@@ -428,100 +177,6 @@ class Store:
     def find(self, rt: ResourceType, namespace: str | None, name: str) -> Stored | None:
         return self.data[rt.key].get((namespace or "", name) if rt.namespaced else ("", name))
 
-    def _snapshot(self, rt: ResourceType, rv: int) -> dict[ObjKey, Stored]:
-        # The state at ``rv``: undo the later events of this type, newest first.
-        state = dict(self.data[rt.key])
-        for _, event in reversed(self.log):
-            if event.rv <= rv:
-                break
-            if event.key != rt.key:
-                continue
-            meta = event.obj.obj["metadata"]
-            okey = (meta.get("namespace", ""), meta["name"])
-            if event.type == "ADDED":
-                state.pop(okey, None)
-            elif event.prev is not None:
-                state[okey] = event.prev
-        return state
-
-    def select(
-        self,
-        rt: ResourceType,
-        namespace: str | None,
-        *,
-        labels: Matcher | None = None,
-        fields: Matcher | None = None,
-        limit: int = 0,
-        continue_token: str | None = None,
-        resource_version: str | None = None,
-        resource_version_match: str | None = None,
-    ) -> tuple[list[Stored], int, str | None, int | None]:
-        """Items, list resourceVersion, continue token, remainingItemCount."""
-        list_rv = self.rv
-        start = ""
-        state = self.data[rt.key]
-        if continue_token or resource_version_match == "Exact":
-            self._trim()
-        if continue_token:
-            token_rv, start = decode_continue(continue_token)
-            if token_rv == -1:
-                pass
-            elif token_rv < self.compacted:
-                retry = encode_continue(-1, start.lstrip("/"))
-                message = (
-                    "The provided continue parameter is too old to display a consistent list "
-                    "result. You can start a new list without the continue parameter, or use "
-                    "the continue token in this response to retrieve the remainder of the "
-                    "results. Continuing with the provided token results in an inconsistent "
-                    "list - objects that were created, modified, or deleted between the time "
-                    "the first chunk was returned and now may show up in the list."
-                )
-                raise _status.expired(message, retry)
-            else:
-                list_rv = token_rv
-                state = self._snapshot(rt, token_rv)
-        elif resource_version_match == "Exact" and resource_version:
-            try:
-                exact = int(resource_version)
-            except ValueError:
-                raise _status.bad_request(f"invalid resource version: {resource_version}") from None
-            if exact < self.compacted:
-                raise _status.expired("The resourceVersion for the provided list is too old.")
-            list_rv = exact
-            state = self._snapshot(rt, exact)
-        # Continue tokens carry the key the next page starts after, in the
-        # server's form: "/name" within a namespace, "namespace/name" across.
-        across = rt.namespaced and not namespace
-
-        def position(k: ObjKey) -> str:
-            return f"{k[0]}/{k[1]}" if across else f"/{k[1]}"
-
-        if rt.namespaced and namespace:
-            keys = sorted(k for k in state if k[0] == namespace)
-        else:
-            keys = sorted(state)
-        if start:
-            cut = start.rstrip("\x00")
-            if not cut.startswith("/") and rt.namespaced and namespace:
-                cut = "/" + cut
-            keys = [k for k in keys if position(k) > cut]
-        items: list[Stored] = []
-        token = None
-        remaining = None
-        for index, key in enumerate(keys):
-            stored = state[key]
-            if labels is not None and not labels(stored.obj):
-                continue
-            if fields is not None and not fields(stored.obj):
-                continue
-            if limit and len(items) == limit:
-                token = encode_continue(list_rv, position(keys[index - 1]) + "\x00")
-                if labels is None and fields is None:
-                    remaining = len(keys) - index
-                break
-            items.append(stored)
-        return items, list_rv, token, remaining
-
     # ---- writes
 
     def _check_namespace(self, rt: ResourceType, namespace: str | None) -> str:
@@ -532,47 +187,6 @@ class Store:
         if ("", namespace) not in self.data[("", "namespaces")]:
             raise _status.not_found("", "namespaces", namespace)
         return namespace
-
-    def _validate_name(self, rt: ResourceType, name: str) -> None:
-        label_only = rt.key in (("", "namespaces"), ("", "services"))
-        pattern, rule = (_LABEL, _LABEL_MSG) if label_only else (_SUBDOMAIN, _SUBDOMAIN_MSG)
-        if not name:
-            raise _status.invalid(
-                rt.kind,
-                "",
-                [
-                    (
-                        "FieldValueRequired",
-                        "metadata.name",
-                        "Required value: name or generateName is required",
-                    )
-                ],
-                rt.group,
-            )
-        if len(name) > (63 if label_only else 253) or not pattern.match(name):
-            raise _status.invalid(
-                rt.kind,
-                name,
-                [("FieldValueInvalid", "metadata.name", f'Invalid value: "{name}": {rule}')],
-                rt.group,
-            )
-
-    def _prepare(self, rt: ResourceType, body: Any, namespace: str | None) -> dict[str, Any]:
-        if not isinstance(body, dict):
-            raise _status.bad_request("the body of the request is not a JSON object")
-        obj: dict[str, Any] = {"kind": rt.kind, "apiVersion": rt.api_version}
-        obj.update({k: v for k, v in body.items() if k not in ("kind", "apiVersion")})
-        metadata = obj.get("metadata")
-        if not isinstance(metadata, dict):
-            metadata = {}
-        obj["metadata"] = dict(metadata)
-        body_ns = obj["metadata"].get("namespace")
-        if rt.namespaced and namespace and body_ns and body_ns != namespace:
-            raise _status.bad_request(
-                "the namespace of the provided object does not match the namespace sent on "
-                "the request"
-            )
-        return obj
 
     def create(
         self,
@@ -585,32 +199,25 @@ class Store:
         apply_manager: str | None = None,
     ) -> Stored:
         """Create an object; it gets uid, creationTimestamp and a resourceVersion."""
-        obj = self._prepare(rt, body, namespace)
+        obj = _admission.prepare(rt, body, namespace)
         metadata = obj["metadata"]
         if not metadata.get("name") and metadata.get("generateName"):
-            metadata["name"] = str(metadata["generateName"]) + _generate_suffix()
+            metadata["name"] = _admission.generate_name(str(metadata["generateName"]))
         name = str(metadata.get("name") or "")
-        self._validate_name(rt, name)
+        _admission.validate_name(rt, name)
         ns = self._check_namespace(rt, namespace or metadata.get("namespace"))
         if (ns, name) in self.data[rt.key]:
             raise _status.already_exists(rt.group, rt.plural, name)
-        for field in ("resourceVersion", "deletionTimestamp", "deletionGracePeriodSeconds"):
-            metadata.pop(field, None)
         now = now_rfc3339()
-        fresh: dict[str, Any] = {"name": name}
-        if rt.namespaced:
-            fresh["namespace"] = ns
-        fresh["uid"] = str(uuid.uuid4())
-        fresh["resourceVersion"] = ""
-        if rt.has_generation:
-            fresh["generation"] = 1
-        fresh["creationTimestamp"] = now
-        for key, value in metadata.items():
-            keep = key != "managedFields" or apply_manager is not None
-            if key not in fresh and key != "selfLink" and keep:
-                fresh[key] = value
-        obj["metadata"] = fresh
-        _defaults(rt, obj)
+        obj = _admission.admit(
+            rt,
+            obj,
+            None,
+            name=name,
+            namespace=ns,
+            now=now,
+            keep_managed_fields=apply_manager is not None,
+        )
         if rt.key == ("", "services"):
             self._allocate_cluster_ip(obj)
         if apply_manager is None:
@@ -650,87 +257,12 @@ class Store:
         dry_run: bool = False,
         manager: str = "unknown",
         subresource: str | None = None,
-        record: bool = True,
     ) -> Stored:
         """Replace an object (PUT), with optimistic concurrency on resourceVersion."""
-        obj = self._prepare(rt, body, namespace)
-        metadata = obj["metadata"]
-        if metadata.get("name") and metadata["name"] != name:
-            raise _status.bad_request(
-                f"the name of the object ({metadata['name']}) does not match the name on the "
-                f"URL ({name})"
-            )
-        ns = (namespace or "") if rt.namespaced else ""
-        current = self.get(rt, ns, name)
-        old = current.obj
-        wanted_rv = metadata.get("resourceVersion")
-        if wanted_rv and str(wanted_rv) != old["metadata"]["resourceVersion"]:
-            raise _status.conflict(rt.group, rt.plural, name)
-        has_status = "status" in rt.subresources
-        if subresource == "status":
-            new = current.copy()
-            if "status" in obj:
-                new["status"] = obj["status"]
-            else:
-                new.pop("status", None)
-        else:
-            new = obj
-            meta = new["metadata"]
-            meta["name"] = name
-            if rt.namespaced:
-                meta["namespace"] = ns
-            for field in _SERVER_METADATA:
-                if field in old["metadata"]:
-                    meta[field] = old["metadata"][field]
-                else:
-                    meta.pop(field, None)
-            if "managedFields" not in meta and "managedFields" in old["metadata"]:
-                meta["managedFields"] = old["metadata"]["managedFields"]
-            if has_status:
-                if "status" in old:
-                    new["status"] = old["status"]
-                else:
-                    new.pop("status", None)
-            new["metadata"] = _ordered_metadata(meta)
-            _defaults(rt, new)
-        return self._write(rt, (ns, name), current, new, dry_run, manager, subresource, record)
-
-    def _write(
-        self,
-        rt: ResourceType,
-        okey: ObjKey,
-        current: Stored,
-        new: dict[str, Any],
-        dry_run: bool,
-        manager: str,
-        subresource: str | None,
-        record: bool,
-    ) -> Stored:
-        old = current.obj
-        new["metadata"]["resourceVersion"] = old["metadata"]["resourceVersion"]
-        if rt.has_generation:
-            generation = int(old["metadata"].get("generation", 1))
-            if _spec_of(new) != _spec_of(old):
-                generation += 1
-            new["metadata"]["generation"] = generation
-        if record:
-            _fields.record_update(
-                old,
-                new,
-                manager=manager,
-                api_version=rt.api_version,
-                now=now_rfc3339(),
-                subresource=subresource if subresource == "status" else None,
-                split_status="status" in rt.subresources,
-            )
-        if _same(new, old):
-            # A write that changes nothing is not stored: no new resourceVersion, no event.
-            return current
-        if dry_run:
-            return Stored(new)
-        if old["metadata"].get("deletionTimestamp") and not new["metadata"].get("finalizers"):
-            return self._commit(rt, okey, None, "DELETED") if okey in self.data[rt.key] else current
-        return self._commit(rt, okey, new, "MODIFIED")
+        obj = _admission.prepare(rt, body, namespace)
+        return self.replace_object(
+            rt, namespace, name, obj, dry_run=dry_run, manager=manager, subresource=subresource
+        )
 
     def replace_object(
         self,
@@ -744,28 +276,22 @@ class Store:
         subresource: str | None = None,
         record: bool = True,
     ) -> Stored:
-        """Store ``new`` (from a patch of the current object) over the current one."""
-        ns = (namespace or "") if rt.namespaced else ""
-        current = self.get(rt, ns, name)
-        old = current.obj
+        """Store ``new`` (a PUT body, or a patch of the current object) over the current one.
+
+        ``subresource="status"`` changes only ``.status``; otherwise a kind
+        with a status subresource keeps its stored status.
+        """
         meta = new.setdefault("metadata", {})
         if not isinstance(meta, dict):
             raise _status.bad_request("metadata must be an object")
+        ns = (namespace or "") if rt.namespaced else ""
+        _admission.check_namespace(rt, meta, ns)
+        _admission.check_name(meta, name)
+        current = self.get(rt, ns, name)
+        old = current.obj
         wanted_rv = meta.get("resourceVersion")
         if wanted_rv and str(wanted_rv) != old["metadata"]["resourceVersion"]:
             raise _status.conflict(rt.group, rt.plural, name)
-        if meta.get("name", name) != name:
-            raise _status.bad_request(
-                f"the name of the object ({meta['name']}) does not match the name on the "
-                f"URL ({name})"
-            )
-        meta["name"] = name
-        if rt.namespaced:
-            meta["namespace"] = ns
-        for field in _SERVER_METADATA:
-            if field in old["metadata"]:
-                meta[field] = old["metadata"][field]
-        new["kind"], new["apiVersion"] = rt.kind, rt.api_version
         if subresource == "status":
             status = new.get("status")
             new = current.copy()
@@ -778,10 +304,29 @@ class Store:
                 new["status"] = old["status"]
             else:
                 new.pop("status", None)
-        new = {"kind": rt.kind, "apiVersion": rt.api_version, **new}
-        new["metadata"] = _ordered_metadata(new["metadata"])
-        _defaults(rt, new)
-        return self._write(rt, (ns, name), current, new, dry_run, manager, subresource, record)
+        body = {k: v for k, v in new.items() if k not in ("kind", "apiVersion")}
+        new = {"kind": rt.kind, "apiVersion": rt.api_version, **body}
+        now = now_rfc3339()
+        new = _admission.admit(rt, new, old, name=name, namespace=ns, now=now)
+        if record:
+            _fields.record_update(
+                old,
+                new,
+                manager=manager,
+                api_version=rt.api_version,
+                now=now,
+                subresource=subresource if subresource == "status" else None,
+                split_status="status" in rt.subresources,
+            )
+        if _same(new, old):
+            # A write that changes nothing is not stored: no new resourceVersion, no event.
+            return current
+        if dry_run:
+            return Stored(new)
+        okey = (ns, name)
+        if old["metadata"].get("deletionTimestamp") and not new["metadata"].get("finalizers"):
+            return self._commit(rt, okey, None, "DELETED") if okey in self.data[rt.key] else current
+        return self._commit(rt, okey, new, "MODIFIED")
 
     def delete(
         self,
@@ -802,7 +347,7 @@ class Store:
         current = self.get(rt, ns, name)
         meta = current.obj["metadata"]
         if propagation == "Orphan" and not dry_run:
-            self.orphaning.add(str(meta.get("uid", "")))
+            self.owners.orphan(str(meta.get("uid", "")))
         if preconditions:
             want_uid = preconditions.get("uid")
             if want_uid and want_uid != meta.get("uid"):
@@ -828,7 +373,7 @@ class Store:
             new["metadata"]["deletionGracePeriodSeconds"] = 0
             if rt.key == ("", "namespaces"):
                 new.setdefault("status", {})["phase"] = "Terminating"
-            new["metadata"] = _ordered_metadata(new["metadata"])
+            new["metadata"] = ordered_metadata(new["metadata"])
             return self._commit(rt, (ns, name), new, "MODIFIED"), False
         if rt.key == ("", "namespaces"):
             new = current.copy()
@@ -864,10 +409,6 @@ class Store:
             wake()
 
 
-def _spec_of(obj: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in obj.items() if k not in ("metadata", "status", "kind", "apiVersion")}
-
-
 def _same(a: dict[str, Any], b: dict[str, Any]) -> bool:
     def strip(obj: dict[str, Any]) -> dict[str, Any]:
         meta = {k: v for k, v in obj["metadata"].items() if k != "managedFields"}
@@ -884,137 +425,3 @@ def _same(a: dict[str, Any], b: dict[str, Any]) -> bool:
         ]
 
     return owners(a) == owners(b)
-
-
-_METADATA_ORDER = (
-    "name",
-    "generateName",
-    "namespace",
-    "uid",
-    "resourceVersion",
-    "generation",
-    "creationTimestamp",
-    "deletionTimestamp",
-    "deletionGracePeriodSeconds",
-    "labels",
-    "annotations",
-    "ownerReferences",
-    "finalizers",
-    "managedFields",
-)
-
-
-def _ordered_metadata(meta: dict[str, Any]) -> dict[str, Any]:
-    # The API server writes metadata fields in the order of the ObjectMeta struct.
-    ordered = {k: meta[k] for k in _METADATA_ORDER if k in meta}
-    ordered.update({k: v for k, v in meta.items() if k not in ordered})
-    return ordered
-
-
-def _image_pull_policy(image: str) -> str:
-    tail = image.rsplit("/", 1)[-1]
-    if "@" in tail:
-        return "IfNotPresent"
-    if ":" not in tail or tail.endswith(":latest"):
-        return "Always"
-    return "IfNotPresent"
-
-
-def _pod_spec_defaults(spec: dict[str, Any]) -> None:
-    for container in [*spec.get("initContainers", []), *spec.get("containers", [])]:
-        if isinstance(container, dict):
-            container.setdefault("resources", {})
-            container.setdefault("terminationMessagePath", "/dev/termination-log")
-            container.setdefault("terminationMessagePolicy", "File")
-            container.setdefault(
-                "imagePullPolicy", _image_pull_policy(str(container.get("image", "")))
-            )
-            for port in container.get("ports") or []:
-                if isinstance(port, dict):
-                    port.setdefault("protocol", "TCP")
-    spec.setdefault("restartPolicy", "Always")
-    spec.setdefault("terminationGracePeriodSeconds", 30)
-    spec.setdefault("dnsPolicy", "ClusterFirst")
-    spec.setdefault("securityContext", {})
-    spec.setdefault("schedulerName", "default-scheduler")
-
-
-def _defaults(rt: ResourceType, obj: dict[str, Any]) -> None:
-    """The defaults the API server fills in for the built-in kinds."""
-    obj["metadata"] = _ordered_metadata(obj["metadata"])
-    if rt.custom:
-        return
-    kind = rt.kind
-    if kind == "Namespace":
-        labels = obj["metadata"].setdefault("labels", {})
-        labels["kubernetes.io/metadata.name"] = obj["metadata"]["name"]
-        obj.setdefault("spec", {}).setdefault("finalizers", ["kubernetes"])
-        obj.setdefault("status", {}).setdefault("phase", "Active")
-    elif kind == "Pod":
-        spec = obj.setdefault("spec", {})
-        _pod_spec_defaults(spec)
-        # What pod defaulting and the service-account and priority admission add.
-        spec.setdefault("serviceAccountName", spec.get("serviceAccount", "default"))
-        spec.setdefault("serviceAccount", spec["serviceAccountName"])
-        spec.setdefault("enableServiceLinks", True)
-        spec.setdefault("priority", 0)
-        spec.setdefault("preemptionPolicy", "PreemptLowerPriority")
-        obj.setdefault("status", {"phase": "Pending", "qosClass": "BestEffort"})
-    elif kind == "Deployment":
-        spec = obj.setdefault("spec", {})
-        template = spec.get("template")
-        if isinstance(template, dict) and isinstance(template.get("spec"), dict):
-            _pod_spec_defaults(template["spec"])
-        spec.setdefault("replicas", 1)
-        spec.setdefault(
-            "strategy",
-            {
-                "type": "RollingUpdate",
-                "rollingUpdate": {"maxUnavailable": "25%", "maxSurge": "25%"},
-            },
-        )
-        spec.setdefault("revisionHistoryLimit", 10)
-        spec.setdefault("progressDeadlineSeconds", 600)
-        obj.setdefault("status", {})
-    elif kind == "Secret":
-        obj.setdefault("type", "Opaque")
-        string_data = obj.pop("stringData", None)
-        if isinstance(string_data, dict):
-            data = obj.setdefault("data", {})
-            for key, value in string_data.items():
-                data[key] = base64.b64encode(str(value).encode()).decode()
-    elif kind == "Service":
-        spec = obj.setdefault("spec", {})
-        spec.setdefault("type", "ClusterIP")
-        spec.setdefault("sessionAffinity", "None")
-        for port in spec.get("ports", []):
-            if isinstance(port, dict):
-                port.setdefault("protocol", "TCP")
-                port.setdefault("targetPort", port.get("port"))
-        obj.setdefault("status", {"loadBalancer": {}})
-    elif kind == "CustomResourceDefinition":
-        spec = obj.get("spec") or {}
-        names = dict(spec.get("names") or {})
-        names.setdefault("singular", str(names.get("kind", "")).lower())
-        names.setdefault("listKind", f"{names.get('kind', '')}List")
-        status = obj.setdefault("status", {})
-        status["acceptedNames"] = names
-        status["conditions"] = [
-            {
-                "type": "NamesAccepted",
-                "status": "True",
-                "lastTransitionTime": obj["metadata"]["creationTimestamp"],
-                "reason": "NoConflicts",
-                "message": "no conflicts found",
-            },
-            {
-                "type": "Established",
-                "status": "True",
-                "lastTransitionTime": obj["metadata"]["creationTimestamp"],
-                "reason": "InitialNamesAccepted",
-                "message": "the initial names have been accepted",
-            },
-        ]
-        status["storedVersions"] = [
-            v.get("name") for v in spec.get("versions") or [] if v.get("storage")
-        ]
