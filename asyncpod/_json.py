@@ -41,9 +41,10 @@ def loads_body(data: bytes | str) -> Any:
 
     Performance: a 2.2 MB PodList decodes into about 75,000 dicts and lists.
     While they are being built, every 700 allocations start a young-generation
-    collection that walks them again, though none can be garbage yet: about a
-    third of the decoding time (measured with orjson: 21 ms per list, 15 ms
-    with the collector paused, the one collection afterwards included). A
+    collection that walks them again, though none can be garbage yet: a fifth
+    to a third of the decoding time (``python -m benchmarks.decoders``, orjson:
+    16.6 ms per list, 12.9 ms with the collector paused, the one collection
+    afterwards included). A
     large body is therefore decoded with the collector paused; small ones (a
     Pod, a watch event) never trigger it. The pause is skipped when the
     program has disabled the collector itself (a thread that disables it
