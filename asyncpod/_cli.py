@@ -7,6 +7,7 @@ import importlib
 import sys
 from collections.abc import Sequence
 
+from asyncpod._commands._output import runtime_line
 from asyncpod._errors import AsyncpodError, ConfigError
 
 # Each name is a module in asyncpod._commands that defines
@@ -24,10 +25,21 @@ COMMANDS = {
 }
 
 
+def version_text() -> str:
+    """What ``asyncpod --version`` prints."""
+    from asyncpod import __version__
+
+    return f"asyncpod {__version__} ({runtime_line()})"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="asyncpod", description="Talk to the Kubernetes API from inside a Pod."
+        prog="asyncpod",
+        description="Talk to the Kubernetes API from inside a Pod.",
+        # Keeps the --version line whole.
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    parser.add_argument("--version", action="version", version=version_text())
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, help_text in COMMANDS.items():
         try:

@@ -110,7 +110,7 @@ class Response:
             ProtocolError: the body is not JSON.
         """
         try:
-            return _json.loads(self.content)
+            return _json.loads_body(self.content)
         except ValueError as exc:
             content_type = self.headers.get("content-type", "no content type")
             msg = (

@@ -79,8 +79,8 @@ class Session:
         max_connections: the size of the connection pool.
         retries: the most retries of one call (0 disables), or a
             ``RetryPolicy``.
-        engine: ``"aiohttp"`` or ``"anyio"``; by default aiohttp on asyncio
-            and the anyio engine elsewhere.
+        engine: ``"anyio"`` (the default, on any event loop) or ``"aiohttp"``
+            (asyncio only).
         connect_timeout: seconds to open one connection, TLS included
             (``None``: only the call's deadline applies).
         rate_limit: ``(qps, burst)`` of a client-side token bucket; ``None``

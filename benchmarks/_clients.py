@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import ssl
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, ClassVar
 
 import anyio
@@ -66,10 +67,20 @@ class BenchClient:
     backend: ClassVar[str] = "asyncio"
     routes: ClassVar[tuple[Route, ...]] = ("https", "proxy", "unix")
     rotating_token: ClassVar[bool] = False
+    # Which environment runs it (benchmarks/_envs.py): "user" is a plain
+    # install of asyncpod, "peers" has the bench extra, "before" another revision.
+    env: ClassVar[str] = "peers"
+    # (decoder, HTTP engine) as the report names them, for clients without a runtime().
+    stack: ClassVar[tuple[str, str]] = ("json", "?")
 
     def unavailable(self) -> str | None:
         """Why this client cannot run at all here, or ``None``."""
         return None
+
+    def runtime(self) -> dict[str, str]:
+        """The decoder and HTTP engine this client runs with, for the report's rows."""
+        decoder, engine = self.stack
+        return {"decoder": decoder, "engine": engine}
 
     async def open(self, ctx: Context) -> None:
         raise NotImplementedError
@@ -97,13 +108,26 @@ class BenchClient:
 
 
 class Asyncpod(BenchClient):
-    """asyncpod's ``Client`` on an engine and event loop."""
+    """asyncpod's ``Client`` on an engine and event loop (``None``: the default engine)."""
 
-    engine: ClassVar[str] = "aiohttp"
+    engine: ClassVar[str | None] = None
     rotating_token = True
+    env = "user"
+
+    def runtime(self) -> dict[str, str]:
+        import asyncpod
+        from asyncpod import _json
+
+        # An older revision (--before) may not have describe().
+        describe = getattr(_json, "describe", lambda: str(getattr(_json, "ENGINE", "?")))
+        return {
+            "decoder": describe(),
+            "engine": asyncpod.choose_engine(self.backend, self.engine),  # type: ignore[arg-type]
+            "asyncpod": f"{asyncpod.__version__} from {Path(asyncpod.__file__).parent}",
+        }
 
     def unavailable(self) -> str | None:
-        if self.engine == "aiohttp":
+        if self.engine in (None, "aiohttp"):
             return None
         try:
             from asyncpod_transports import create_transport
@@ -173,12 +197,25 @@ class Asyncpod(BenchClient):
         await self.client.aclose()
 
 
+class AsyncpodAiohttp(Asyncpod):
+    engine = "aiohttp"
+
+
 class AsyncpodAnyio(Asyncpod):
     engine = "anyio"
 
 
 class AsyncpodTrio(Asyncpod):
-    engine = "anyio"
+    backend = "trio"
+
+
+class AsyncpodBefore(Asyncpod):
+    """The default engine of another revision (``--before REF``), installed the same way."""
+
+    env = "before"
+
+
+class AsyncpodBeforeTrio(AsyncpodBefore):
     backend = "trio"
 
 
@@ -187,6 +224,13 @@ class AsyncpodTrio(Asyncpod):
 
 class Aiohttp(BenchClient):
     """Raw aiohttp, the reference: one session, ``resp.json()``."""
+
+    env = "user"
+
+    def runtime(self) -> dict[str, str]:
+        import aiohttp
+
+        return {"decoder": "json", "engine": f"aiohttp {aiohttp.__version__}"}
 
     async def open(self, ctx: Context) -> None:
         import aiohttp
@@ -234,6 +278,13 @@ class Aiohttp(BenchClient):
 class AiohttpMsgspec(Aiohttp):
     """Raw aiohttp decoding with msgspec: the fastest-decoder reference."""
 
+    env = "peers"
+
+    def runtime(self) -> dict[str, str]:
+        import msgspec
+
+        return {**super().runtime(), "decoder": f"msgspec {msgspec.__version__}"}
+
     async def open(self, ctx: Context) -> None:
         import msgspec
 
@@ -249,6 +300,8 @@ class AiohttpMsgspec(Aiohttp):
 
 class Httpx(BenchClient):
     """Raw httpx, one ``AsyncClient``."""
+
+    stack = ("json", "httpx")
 
     async def open(self, ctx: Context) -> None:
         import httpx
@@ -303,6 +356,8 @@ class Httpx(BenchClient):
 class KubernetesAsyncio(BenchClient):
     """kubernetes_asyncio from a kubeconfig (token + CA), typed models."""
 
+    stack = ("json + models", "aiohttp")
+
     routes = ("https", "proxy")
 
     async def open(self, ctx: Context) -> None:
@@ -343,6 +398,8 @@ class KubernetesAsyncio(BenchClient):
 class Lightkube(BenchClient):
     """lightkube's ``AsyncClient`` from a kubeconfig, typed models."""
 
+    stack = ("json + models", "httpx")
+
     routes = ("https", "proxy")
 
     async def open(self, ctx: Context) -> None:
@@ -382,6 +439,8 @@ class Lightkube(BenchClient):
 class Kr8s(BenchClient):
     """kr8s (asyncio API) from a kubeconfig; its objects wrap dicts."""
 
+    stack = ("json", "httpx")
+
     routes = ("https", "proxy")
 
     async def open(self, ctx: Context) -> None:
@@ -413,6 +472,8 @@ class Kr8s(BenchClient):
 
 class Kubernetes(BenchClient):
     """The official ``kubernetes`` client (sync), driven through a thread pool."""
+
+    stack = ("json + models", "urllib3 threads")
 
     routes = ("https", "proxy")
 
@@ -462,8 +523,11 @@ def _named(cls: type[BenchClient], name: str) -> type[BenchClient]:
 
 CLIENTS: dict[str, type[BenchClient]] = {
     "asyncpod": _named(Asyncpod, "asyncpod"),
+    "asyncpod-aiohttp": _named(AsyncpodAiohttp, "asyncpod-aiohttp"),
     "asyncpod-anyio": _named(AsyncpodAnyio, "asyncpod-anyio"),
     "asyncpod-trio": _named(AsyncpodTrio, "asyncpod-trio"),
+    "asyncpod-before": _named(AsyncpodBefore, "asyncpod-before"),
+    "asyncpod-before-trio": _named(AsyncpodBeforeTrio, "asyncpod-before-trio"),
     "aiohttp": _named(Aiohttp, "aiohttp"),
     "aiohttp-msgspec": _named(AiohttpMsgspec, "aiohttp-msgspec"),
     "httpx": _named(Httpx, "httpx"),
@@ -474,9 +538,12 @@ CLIENTS: dict[str, type[BenchClient]] = {
 }
 
 DESCRIPTIONS = {
-    "asyncpod": "asyncpod, aiohttp engine (asyncio)",
+    "asyncpod": "asyncpod as installed, default engine on asyncio",
+    "asyncpod-aiohttp": "asyncpod, aiohttp engine (asyncio)",
     "asyncpod-anyio": "asyncpod, anyio engine on asyncio",
-    "asyncpod-trio": "asyncpod, anyio engine on trio",
+    "asyncpod-trio": "asyncpod as installed, on trio (the anyio engine)",
+    "asyncpod-before": "asyncpod of the --before revision, default engine on asyncio",
+    "asyncpod-before-trio": "asyncpod of the --before revision, on trio",
     "aiohttp": "raw aiohttp, json.loads (the reference)",
     "aiohttp-msgspec": "raw aiohttp, msgspec decoding",
     "httpx": "raw httpx, json.loads",

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from benchmarks import _envs
 from benchmarks._clients import CLIENTS
 from benchmarks._server import Server, TokenRotator, running_server
 
@@ -135,7 +136,27 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
         default=",".join(CLIENTS),
         help=f"comma-separated, of {','.join(CLIENTS)}",
     )
-    parser.add_argument("--repeat", type=int, default=None, help="repetitions (default 3, quick 1)")
+    parser.add_argument("--repeat", type=int, default=None, help="repetitions (default 5, quick 1)")
+    parser.add_argument(
+        "--peer-repeat",
+        type=int,
+        default=1,
+        help="repetitions of the peer clients (default 1: they are far from the references)",
+    )
+    parser.add_argument(
+        "--before",
+        metavar="REF",
+        default=None,
+        help="also run a plain install of this git revision (rows asyncpod-before*)",
+    )
+    parser.add_argument(
+        "--here",
+        action="store_true",
+        help="run every client in this interpreter from the checkout (quick, not as installed)",
+    )
+    parser.add_argument(
+        "--envs", type=Path, default=None, help="where to keep the client environments"
+    )
     parser.add_argument(
         "--max-seconds",
         type=float,
@@ -179,7 +200,12 @@ def _context(server: Server) -> dict[str, str]:
 
 
 def run_one(
-    client: str, workload: Workload, server: Server, args: argparse.Namespace, cpu: int | None
+    client: str,
+    workload: Workload,
+    server: Server,
+    args: argparse.Namespace,
+    cpu: int | None,
+    env: _envs.Env,
 ) -> dict[str, Any]:
     """Run ``client`` on ``workload`` in a fresh process and return its result."""
     max_seconds = args.max_seconds or (8.0 if args.quick else 10.0)
@@ -200,15 +226,18 @@ def run_one(
         "cpu": cpu,
         "ctx": _context(server),
     }
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    environ = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    if env.isolated:
+        for name in ("PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV"):
+            environ.pop(name, None)
     process = subprocess.Popen(
-        [sys.executable, "-m", "benchmarks._worker", json.dumps(spec)],
+        [env.python, "-m", "benchmarks._worker", json.dumps(spec)],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
-        env=env,
-        cwd=Path(__file__).resolve().parent.parent,
+        env=environ,
+        cwd=env.cwd,
     )
     killer = threading.Timer(max_seconds + 90, process.kill)
     killer.start()
@@ -254,28 +283,63 @@ def _median(values: list[float]) -> float:
     return statistics.median(values) if values else float("nan")
 
 
+def _good(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [r for r in results if "na" not in r and "failed" not in r]
+
+
+def _spread(values: list[float]) -> dict[str, float] | None:
+    """Median, min and max of ``values`` (None when there are none)."""
+    values = [v for v in values if v == v]  # drop NaN
+    if not values:
+        return None
+    return {"median": statistics.median(values), "min": min(values), "max": max(values)}
+
+
+def paired(
+    mine: list[dict[str, Any]], theirs: list[dict[str, Any]], field: str, *, invert: bool = False
+) -> dict[str, float] | None:
+    """Ratios of ``field`` between runs of the same round (run i against run i), with spread.
+
+    Rounds are interleaved, so run i of two clients met about the same load: the ratio of a
+    pair is steadier than the ratio of two medians. A client with fewer runs (the peers) is
+    paired with the first runs of the other.
+    """
+    ratios = []
+    for a, b in zip(mine, theirs, strict=False):
+        if "na" in a or "failed" in a or "na" in b or "failed" in b:
+            continue
+        x, y = a.get(field), b.get(field)
+        if not x or not y:
+            continue
+        ratios.append(y / x if invert else x / y)
+    return _spread(ratios)
+
+
 def summarize(runs: dict[str, dict[str, list[dict[str, Any]]]]) -> dict[str, dict[str, Any]]:
-    """Median per client and workload, and the ratios to the references."""
+    """Median and spread per client and workload, and the paired ratios to the references."""
     summary: dict[str, dict[str, Any]] = {}
     for key, by_client in runs.items():
         rows: dict[str, Any] = {}
         for client, results in by_client.items():
-            good = [r for r in results if "na" not in r and "failed" not in r]
+            good = _good(results)
             if not good:
                 first = results[0] if results else {"na": "not run"}
                 reason = str(first.get("na") or first.get("failed", "failed"))
                 rows[client] = {"na": reason.splitlines()[0]}
                 continue
+            rate = _spread([r.get("rate", 0.0) for r in good]) or {}
+            cpu = _spread([r["cpu_per_1000"] for r in good if r.get("cpu_per_1000") is not None])
             row: dict[str, Any] = {
-                "rate": _median([r.get("rate", 0.0) for r in good]),
-                "cpu_per_1000": _median(
-                    [r["cpu_per_1000"] for r in good if r.get("cpu_per_1000") is not None]
-                ),
+                "rate": rate.get("median", 0.0),
+                "rate_spread": rate,
+                "cpu_per_1000": (cpu or {}).get("median", float("nan")),
+                "cpu_spread": cpu,
                 "errors": sum(r.get("errors", 0) for r in good),
                 "error": next((r["error"] for r in good if r.get("error")), ""),
                 "capped": any(r.get("capped") for r in good),
                 "rss_mb": _median([r["rss_mb"] for r in good if "rss_mb" in r]),
                 "note": next((r["note"] for r in good if r.get("note")), ""),
+                "runtime": good[0].get("runtime", {}),
                 "runs": len(good),
             }
             if key == "W5":
@@ -288,12 +352,16 @@ def summarize(runs: dict[str, dict[str, list[dict[str, Any]]]]) -> dict[str, dic
             ref = rows.get(reference)
             if not ref or "na" in ref:
                 continue
-            for row in rows.values():
+            for client, row in rows.items():
                 if "na" in row:
                     continue
-                row[field] = row["rate"] / ref["rate"] if ref["rate"] else None
-                if row["cpu_per_1000"] == row["cpu_per_1000"] and ref["cpu_per_1000"]:
-                    row[field + "_cpu"] = row["cpu_per_1000"] / ref["cpu_per_1000"]
+                theirs = by_client[reference]
+                rate = paired(by_client[client], theirs, "rate")
+                cpu = paired(by_client[client], theirs, "cpu_per_1000")
+                row[field] = rate["median"] if rate else None
+                row[field + "_spread"] = rate
+                row[field + "_cpu"] = cpu["median"] if cpu else None
+                row[field + "_cpu_spread"] = cpu
         summary[key] = rows
     # W6 is W1 with a rotating token: compare it with W1 of the same run.
     if "W6" in summary and "W1" in summary:
@@ -304,14 +372,28 @@ def summarize(runs: dict[str, dict[str, list[dict[str, Any]]]]) -> dict[str, dic
                 continue
             if ref and "na" not in ref and ref["rate"]:
                 row["vs_aiohttp"] = row["rate"] / ref["rate"]
-            own = w1.get(client)
-            if own and "na" not in own and own["rate"]:
-                row["vs_w1"] = row["rate"] / own["rate"]
+            pair = paired(runs["W6"][client], runs["W1"].get(client, []), "rate")
+            if pair:
+                row["vs_w1"] = pair["median"]
     return summary
 
 
 def _fmt_ratio(value: float | None) -> str:
     return "" if value is None else f"{value:.2f}"
+
+
+def _fmt_spread(spread: dict[str, float] | None) -> str:
+    """``1.02 (0.97-1.08)``: the median of the paired ratios and their range."""
+    if not spread:
+        return ""
+    if spread["min"] == spread["max"]:
+        return f"{spread['median']:.2f}"
+    return f"{spread['median']:.2f} ({spread['min']:.2f}-{spread['max']:.2f})"
+
+
+def _runtime_cells(row: dict[str, Any]) -> list[str]:
+    runtime = row.get("runtime") or {}
+    return [str(runtime.get("decoder", "")), str(runtime.get("engine", ""))]
 
 
 def format_table(summary: dict[str, dict[str, Any]]) -> str:
@@ -321,40 +403,60 @@ def format_table(summary: dict[str, dict[str, Any]]) -> str:
         workload = WORKLOADS[key]
         lines.append(f"\n### {key}: {workload.title}\n")
         if key == "W5":
-            lines.append("| client | RSS MiB | idle CPU % | watches open at server | errors |")
-            lines.append("| --- | ---: | ---: | ---: | ---: |")
+            lines.append(
+                "| client | decoder | engine | RSS MiB | idle CPU % | watches open at server "
+                "| errors |"
+            )
+            lines.append("| --- | --- | --- | ---: | ---: | ---: | ---: |")
             for client, row in rows.items():
                 if "na" in row:
-                    lines.append(f"| {client} | n/a: {row['na']} | | | |")
+                    lines.append(f"| {client} | | | n/a: {row['na']} | | | |")
                     continue
                 lines.append(
-                    f"| {client} | {row['rss_mb']:.0f} | {row['idle_cpu_percent']:.1f} | "
-                    f"{row.get('server_open', '')} | {row['errors']} |"
+                    f"| {client} | {' | '.join(_runtime_cells(row))} | {row['rss_mb']:.0f} | "
+                    f"{row['idle_cpu_percent']:.1f} | {row.get('server_open', '')} | "
+                    f"{row['errors']} |"
                 )
             continue
         both = key in ("W2", "W3")
         if key == "W6":
             lines.append("(vs aiohttp: against raw aiohttp's W1; vs own W1 in the notes)\n")
-        head = f"| client | {workload.unit} | vs aiohttp | CPU s/1000 | CPU vs aiohttp |"
-        rule = "| --- | ---: | ---: | ---: | ---: |"
+        head = (
+            f"| client | decoder | engine | runs | {workload.unit} (min-max) | vs aiohttp "
+            "| CPU us/op | CPU vs aiohttp |"
+        )
+        rule = "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: |"
         if both:
             head += " vs msgspec | CPU vs msgspec |"
             rule += " ---: | ---: |"
         lines += [head + " errors |", rule + " ---: |"]
         for client, row in rows.items():
             if "na" in row:
-                lines.append(f"| {client} | n/a: {row['na']} |" + " |" * (6 if both else 4))
+                lines.append(f"| {client} | | | | n/a: {row['na']} |" + " |" * (6 if both else 4))
                 continue
             flag = " (capped)" if row["capped"] else ""
+            spread = row.get("rate_spread") or {}
+
+            def amount(value: float) -> str:
+                return f"{value:,.0f}" if value >= 100 else f"{value:.1f}"
+
+            rate = amount(row["rate"])
+            if spread and spread["min"] != spread["max"]:
+                rate += f" ({amount(spread['min'])}-{amount(spread['max'])})"
             cells = [
                 client,
-                (f"{row['rate']:,.0f}" if row["rate"] >= 100 else f"{row['rate']:.1f}") + flag,
-                _fmt_ratio(row.get("vs_aiohttp")),
-                f"{row['cpu_per_1000']:.3f}",
-                _fmt_ratio(row.get("vs_aiohttp_cpu")),
+                *_runtime_cells(row),
+                str(row["runs"]),
+                rate + flag,
+                _fmt_spread(row.get("vs_aiohttp_spread")) or _fmt_ratio(row.get("vs_aiohttp")),
+                f"{row['cpu_per_1000'] * 1000:.0f}",
+                _fmt_spread(row.get("vs_aiohttp_cpu_spread")),
             ]
             if both:
-                cells += [_fmt_ratio(row.get("vs_msgspec")), _fmt_ratio(row.get("vs_msgspec_cpu"))]
+                cells += [
+                    _fmt_spread(row.get("vs_msgspec_spread")),
+                    _fmt_spread(row.get("vs_msgspec_cpu_spread")),
+                ]
             cells.append(str(row["errors"]))
             lines.append("| " + " | ".join(cells) + " |")
         notes = [f"{c}: {r['note']}" for c, r in rows.items() if r.get("note")]
@@ -372,7 +474,10 @@ def format_table(summary: dict[str, dict[str, Any]]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def targets(summary: dict[str, dict[str, Any]]) -> list[tuple[str, str, bool | None]]:
+def targets(
+    summary: dict[str, dict[str, Any]],
+    runs: dict[str, dict[str, list[dict[str, Any]]]] | None = None,
+) -> list[tuple[str, str, bool | None]]:
     """The issue's targets, each with the measured value and whether it is met."""
 
     def row(key: str, client: str) -> dict[str, Any] | None:
@@ -380,33 +485,45 @@ def targets(summary: dict[str, dict[str, Any]]) -> list[tuple[str, str, bool | N
         return None if r is None or "na" in r else r
 
     checks: list[tuple[str, str, bool | None]] = []
+
+    def ratio_check(name: str, spread: dict[str, float] | None, floor: float) -> None:
+        if spread is None:
+            checks.append((name, "n/a", None))
+        else:
+            checks.append((name, _fmt_spread(spread), spread["median"] >= floor))
+
     for key in ("W1", "W4-unix", "W4-proxy"):
         if r := row(key, "asyncpod"):
-            v = r.get("vs_aiohttp")
-            checks.append(
-                (f"{key} asyncpod >= 0.90 x aiohttp", _fmt_ratio(v), v is not None and v >= 0.9)
-            )
+            ratio_check(f"{key} asyncpod >= 1.0 x aiohttp", r.get("vs_aiohttp_spread"), 1.0)
     for key in ("W2", "W3"):
         if r := row(key, "asyncpod"):
-            v = r.get("vs_msgspec")
-            checks.append(
-                (
-                    f"{key} asyncpod >= 0.90 x aiohttp+msgspec",
-                    _fmt_ratio(v),
-                    v is not None and v >= 0.9,
+            ratio_check(f"{key} asyncpod >= 1.0 x aiohttp+msgspec", r.get("vs_msgspec_spread"), 1.0)
+    default = row("W1", "asyncpod")
+    if default and str(default["runtime"].get("engine", "")).startswith("aiohttp"):
+        # The aiohttp engine as the default must cost what raw aiohttp costs.
+        for key in ("W1", "W4-unix", "W4-proxy"):
+            if r := row(key, "asyncpod"):
+                spread = r.get("vs_aiohttp_cpu_spread")
+                checks.append(
+                    (
+                        f"{key} asyncpod CPU per request <= 1.1 x aiohttp",
+                        _fmt_spread(spread),
+                        None if spread is None else spread["median"] <= 1.1,
+                    )
                 )
-            )
-    trio = row("W1", "asyncpod-trio")
-    checks.append(
-        (
-            "W1 asyncpod-trio >= 0.50 x aiohttp",
-            _fmt_ratio(trio.get("vs_aiohttp")) if trio else "n/a",
-            (trio.get("vs_aiohttp") or 0) >= 0.5 if trio else None,
-        )
-    )
+    if runs is not None:
+        for key in ("W1", "W2", "W3", "W4-unix", "W4-proxy"):
+            mine = runs.get(key, {}).get("asyncpod-trio")
+            theirs = runs.get(key, {}).get("asyncpod")
+            if mine and theirs:
+                ratio_check(
+                    f"{key} asyncpod on trio >= 0.9 x asyncpod on asyncio",
+                    paired(mine, theirs, "rate"),
+                    0.9,
+                )
     w6, w1 = row("W6", "asyncpod"), row("W1", "asyncpod")
     if w6 and w1:
-        ratio = w6["rate"] / w1["rate"]
+        ratio = w6.get("vs_w1") or w6["rate"] / w1["rate"]
         checks.append(
             (
                 "W6 >= 0.98 x W1 (asyncpod), 0 failures",
@@ -414,14 +531,15 @@ def targets(summary: dict[str, dict[str, Any]]) -> list[tuple[str, str, bool | N
                 ratio >= 0.98 and w6["errors"] == 0,
             )
         )
-    if w5 := row("W5", "asyncpod"):
-        checks.append(
-            (
-                "W5 asyncpod < 100 MB RSS",
-                f"{w5['rss_mb']:.0f} MiB",
-                w5["rss_mb"] < 100 and w5["errors"] == 0,
+    for client in ("asyncpod", "asyncpod-trio"):
+        if w5 := row("W5", client):
+            checks.append(
+                (
+                    f"W5 {client} <= 100 MiB RSS for 1,000 idle watches",
+                    f"{w5['rss_mb']:.0f} MiB",
+                    w5["rss_mb"] <= 100 and w5["errors"] == 0,
+                )
             )
-        )
     return checks
 
 
@@ -429,12 +547,29 @@ def _terminate(signum: int, frame: object) -> None:
     raise KeyboardInterrupt  # run the cleanup: stop the client process and nginx
 
 
+CORE = ("aiohttp", "aiohttp-msgspec")
+
+
+def _repeat_of(client: str, args: argparse.Namespace, repeat: int) -> int:
+    """Runs per workload: the references and asyncpod get ``repeat``, the peers fewer."""
+    if client.startswith("asyncpod") or client in CORE:
+        return repeat
+    return min(repeat, max(1, args.peer_repeat))
+
+
 def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, _terminate)
     args = _parse_args(argv)
     workloads = _selected(args.workloads, WORKLOADS, "workload")
     clients = _selected(args.clients, CLIENTS, "client")
-    repeat = args.repeat or (1 if args.quick else 3)
+    if args.before is None:
+        clients = [c for c in clients if CLIENTS[c].env != "before"]
+    repeat = args.repeat or (1 if args.quick else 5)
+    if args.here:
+        envs = _envs.here()
+    else:
+        need = {CLIENTS[c].env for c in clients}
+        envs = _envs.prepare(args.envs or _envs.default_root(), need=need, before=args.before)
     cpus = sorted(os.sched_getaffinity(0))
     server_cpu, client_cpu = (
         (cpus[0], cpus[1]) if len(cpus) >= 2 and not args.no_pin else (None, None)
@@ -442,58 +577,71 @@ def main(argv: list[str] | None = None) -> int:
     if server_cpu is not None:
         os.sched_setaffinity(0, {server_cpu})  # the harness itself stays off the client's CPU
     started = time.monotonic()
+    load_before = os.getloadavg()
     runs: dict[str, dict[str, list[dict[str, Any]]]] = {}
     with running_server(server_cpu) as (server, nginx_pid):
         print(
             f"nginx on CPU {server_cpu}, clients on CPU {client_cpu}; "
             f"pod {server.sizes['pod.json']} B, list {server.sizes['list.json']} B, "
-            f"watch {server.sizes['watch.ndjson']} B",
+            f"watch {server.sizes['watch.ndjson']} B; load average {load_before[0]:.2f}",
             file=sys.stderr,
         )
         # W6 is judged against W1, so each W6 run follows the same client's
         # W1 run: on a shared machine, load drifts more between workloads
         # than between two neighbouring runs.
-        paired = {"W1": "W6"} if "W1" in workloads and "W6" in workloads else {}
+        paired_keys = {"W1": "W6"} if "W1" in workloads and "W6" in workloads else {}
         for key in workloads:
-            if key in paired.values():
+            if key in paired_keys.values():
                 continue
             reps = 1 if WORKLOADS[key].kind == "idle" else repeat
             for rep in range(reps):
                 for client in clients:
-                    for each in (key, paired.get(key)):
+                    if rep >= _repeat_of(client, args, reps):
+                        continue
+                    for each in (key, paired_keys.get(key)):
                         if each is None:
                             continue
                         workload = WORKLOADS[each]
                         previous = runs.setdefault(each, {c: [] for c in clients})[client]
                         if previous and ("na" in previous[0] or "failed" in previous[0]):
                             continue
+                        env = envs[CLIENTS[client].env]
                         t0 = time.monotonic()
                         if workload.rotating:
                             server.clear_rotate_log(nginx_pid)
                             with TokenRotator(server):
-                                result = run_one(client, workload, server, args, client_cpu)
+                                result = run_one(client, workload, server, args, client_cpu, env)
                             result["tokens_seen"] = server.rotate_log_counts(nginx_pid)
                         else:
-                            result = run_one(client, workload, server, args, client_cpu)
+                            result = run_one(client, workload, server, args, client_cpu, env)
                         previous.append(result)
                         print(
                             f"[{time.monotonic() - started:6.0f}s] {each} {client} #{rep + 1}: "
                             f"{_one_line(result)} ({time.monotonic() - t0:.1f}s)",
                             file=sys.stderr,
                         )
+    load_after = os.getloadavg()
     summary = summarize(runs)
     table = format_table(summary)
     print(table)
-    checks = targets(summary)
+    checks = targets(summary, runs)
     for name, value, ok in checks:
         mark = "n/a" if ok is None else ("ok" if ok else "MISSED")
         print(f"  [{mark:6}] {name}: {value}")
     elapsed = time.monotonic() - started
-    print(f"\nwhole run: {elapsed:.0f} s", file=sys.stderr)
+    print(
+        f"\nwhole run: {elapsed:.0f} s; load average {load_before[0]:.2f} before, "
+        f"{load_after[0]:.2f} after",
+        file=sys.stderr,
+    )
     args.json.parent.mkdir(parents=True, exist_ok=True)
     record = {
         "quick": args.quick,
         "repeat": repeat,
+        "peer_repeat": args.peer_repeat,
+        "installed": not args.here,
+        "before": args.before,
+        "load_average": [load_before[0], load_after[0]],
         "elapsed_seconds": elapsed,
         "sizes": server.sizes,
         "runs": runs,
@@ -513,13 +661,15 @@ def _one_line(result: dict[str, Any]) -> str:
         return f"n/a ({result['na']})"
     if "failed" in result:
         return f"FAILED {result['failed']}"
+    runtime = result.get("runtime") or {}
+    stack = f" [{runtime.get('decoder', '?')}, {runtime.get('engine', '?')}]"
     if "idle_cpu_percent" in result:
         return (
             f"RSS {result['rss_mb']:.0f} MiB, idle CPU {result['idle_cpu_percent']:.1f} %, "
-            f"{result.get('server_open')} open, {result['errors']} errors"
+            f"{result.get('server_open')} open, {result['errors']} errors{stack}"
         )
     errors = f", {result['errors']} errors ({result['error']})" if result.get("errors") else ""
     return (
         f"{result['ops']} in {result['seconds']:.2f}s = {result['rate']:,.0f}/s, "
-        f"CPU {result['cpu']:.2f}s{errors}"
+        f"CPU {result['cpu']:.2f}s{errors}{stack}"
     )

@@ -79,12 +79,29 @@ def plot(summary: dict[str, dict[str, Any]], path: Path) -> bool:
 def results_section(record: dict[str, Any], table: str, checks: list[Any]) -> str:
     stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     sizes = record["sizes"]
+    installed = record.get("installed", False)
+    load = record.get("load_average") or []
     lines = [
         START,
         f"Run of {stamp}: Python {platform.python_version()}, "
-        f"{'quick, ' if record['quick'] else ''}median of {record['repeat']} runs, "
-        f"whole run {record['elapsed_seconds']:.0f} s. Pod {sizes['pod.json']:,} B, "
-        f"PodList {sizes['list.json']:,} B, watch stream {sizes['watch.ndjson']:,} B.",
+        f"{'quick, ' if record['quick'] else ''}median of {record['repeat']} runs "
+        f"({record.get('peer_repeat', record['repeat'])} for the peer clients), "
+        f"whole run {record['elapsed_seconds']:.0f} s"
+        + (
+            f", load average {load[0]:.2f} at the start and {load[1]:.2f} at the end"
+            if len(load) == 2
+            else ""
+        )
+        + ". "
+        + (
+            "asyncpod from a plain `pip install` in its own venv (no extras; trio added for "
+            "the trio rows), the peers and msgspec in another. "
+            if installed
+            else "Every client in the developer's environment (`--here`). "
+        )
+        + f"Pod {sizes['pod.json']:,} B, "
+        f"PodList {sizes['list.json']:,} B, watch stream {sizes['watch.ndjson']:,} B. "
+        "Ratios are medians of the ratios of runs of the same round, with their range.",
         "",
         "![throughput relative to raw aiohttp](benchmarks.png)",
         "",

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import resource
 import sys
 import time
 import traceback
@@ -26,6 +27,12 @@ def rss_mb() -> float:
             if line.startswith("VmRSS:"):
                 return int(line.split()[1]) / 1024
     return 0.0
+
+
+def cpu_seconds() -> float:
+    """User plus system CPU time of this process (all its threads) so far."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
 
 
 class Counter:
@@ -69,7 +76,7 @@ async def run(client: BenchClient, spec: dict[str, Any]) -> dict[str, Any]:
     await client.open(ctx)
     kind, n, namespace = spec["kind"], spec["n"], spec["namespace"]
     concurrency = spec.get("concurrency", 1)
-    result: dict[str, Any] = {}
+    result: dict[str, Any] = {"runtime": {**client.runtime(), "python": sys.executable}}
     if kind == "get":
         # Warm up: open the pool's connections (TLS handshakes) before timing.
         warm = Counter(concurrency, time.perf_counter() + 30)
@@ -78,7 +85,7 @@ async def run(client: BenchClient, spec: dict[str, Any]) -> dict[str, Any]:
             result["warmup_error"] = warm.first_error
     elif kind == "list":
         await client.list(namespace)
-    t0, c0 = time.perf_counter(), time.process_time()
+    t0, c0 = time.perf_counter(), cpu_seconds()
     counter = Counter(n, t0 + spec["max_seconds"])
     if kind == "get":
         await _many(lambda: client.get(namespace), counter, concurrency)
@@ -101,12 +108,12 @@ async def run(client: BenchClient, spec: dict[str, Any]) -> dict[str, Any]:
                 counter.fail(exc)
         ops = counter.done = client.events
     elif kind == "idle":
-        return await _idle(client, spec, counter)
+        return await _idle(client, spec, counter, result["runtime"])
     else:
         msg = f"unknown workload kind {kind!r}"
         raise ValueError(msg)
     seconds = time.perf_counter() - t0
-    cpu = time.process_time() - c0
+    cpu = cpu_seconds() - c0
     result.update(
         ops=ops,
         seconds=seconds,
@@ -123,7 +130,9 @@ async def run(client: BenchClient, spec: dict[str, Any]) -> dict[str, Any]:
     return result
 
 
-async def _idle(client: BenchClient, spec: dict[str, Any], counter: Counter) -> dict[str, Any]:
+async def _idle(
+    client: BenchClient, spec: dict[str, Any], counter: Counter, runtime: dict[str, Any]
+) -> dict[str, Any]:
     """Open ``n`` idle watches, let them settle, then measure CPU and memory while idle."""
     rss_before = rss_mb()
 
@@ -146,10 +155,10 @@ async def _idle(client: BenchClient, spec: dict[str, Any], counter: Counter) -> 
             await anyio.sleep(0.1)
         open_seconds = time.perf_counter() - waited
         await anyio.sleep(spec["settle_seconds"])
-        t0, c0 = time.perf_counter(), time.process_time()
+        t0, c0 = time.perf_counter(), cpu_seconds()
         await anyio.sleep(spec["idle_seconds"])
         seconds = time.perf_counter() - t0
-        cpu = time.process_time() - c0
+        cpu = cpu_seconds() - c0
         result = {
             "ops": spec["n"],
             "seconds": seconds,
@@ -161,6 +170,7 @@ async def _idle(client: BenchClient, spec: dict[str, Any], counter: Counter) -> 
             "errors": counter.errors,
             "error": counter.first_error,
             "note": client.note,
+            "runtime": runtime,
         }
         # Let the harness count the watches the server holds open, then quit
         # without tearing down a thousand connections.

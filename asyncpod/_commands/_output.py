@@ -10,7 +10,15 @@ from typing import Any
 
 import anyio
 
+from asyncpod import _json
+from asyncpod._assemble import choose_engine
 from asyncpod._discovery import Resource
+
+
+def runtime_line() -> str:
+    """The JSON decoder and the default engine per event loop: what decides speed."""
+    engines = ", ".join(f"{lib} {choose_engine(lib)}" for lib in ("asyncio", "trio"))
+    return f"decoder {_json.describe()}; default engine: {engines}"
 
 
 def run_async(function: Callable[[], Awaitable[int]]) -> int:

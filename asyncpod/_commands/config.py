@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from asyncpod._chain import load_config
-from asyncpod._commands._output import write
+from asyncpod._commands._output import runtime_line, write
 from asyncpod._errors import ConfigError
 from asyncpod._urls import redact
 
@@ -40,6 +40,7 @@ def run(args: argparse.Namespace) -> int:
     server = redact(config.server) if config.server else f"unix:{config.socket_path}"
     write(f"server:    {server}")
     write(f"namespace: {config.namespace}")
+    write(f"runtime:   {runtime_line()}")
     write("chain:")
     chosen = False
     for name in LINKS:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.metadata
 import json
 import os
 import subprocess
@@ -13,6 +14,8 @@ from typing import Any
 import pytest
 import yaml
 
+import asyncpod
+from asyncpod import _json
 from asyncpod._commands._output import human_duration
 
 
@@ -176,6 +179,32 @@ def test_config_names_the_link_and_the_others(sandbox: Any) -> None:
     assert "link:      proxy" in result.stdout
     assert sandbox.proxy_url in result.stdout
     assert "unix:" in result.stdout
+    assert f"decoder {_json.ENGINE}" in result.stdout
+
+
+def test_version_names_the_decoder_and_the_default_engines() -> None:
+    """`asyncpod --version` says which JSON decoder runs and which engine each loop gets."""
+    result = subprocess.run(
+        [sys.executable, "-m", "asyncpod", "--version"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    line = result.stdout.strip()
+    assert line.startswith(f"asyncpod {asyncpod.__version__} (decoder {_json.ENGINE}")
+    assert f"asyncio {asyncpod.choose_engine('asyncio')}" in line
+    assert "trio anyio" in line
+
+
+def test_a_plain_install_requires_the_fast_decoder_on_cpython() -> None:
+    """The package metadata makes orjson a dependency wherever CPython runs, not an extra."""
+    requirements = importlib.metadata.requires("asyncpod") or []
+    orjson = [r for r in requirements if r.startswith("orjson") and "extra ==" not in r]
+    assert orjson, requirements
+    assert "platform_python_implementation ==" in orjson[0]
+    assert "CPython" in orjson[0]
 
 
 def test_human_duration_matches_kubectl() -> None:

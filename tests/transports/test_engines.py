@@ -223,6 +223,23 @@ async def test_fifty_megabyte_body(
 # streaming
 
 
+async def test_streamed_body_over_tls_arrives_whole(
+    make_transport: Callable[..., Transport], server: TransportTestServer, ca: trustme.CA
+) -> None:
+    """A 5 MB body streamed over TLS (hundreds of records) arrives byte for byte."""
+    size = 5 * 1024 * 1024
+    transport = make_transport(endpoint_for("https", server, ca))
+    response = await transport.send(Request(method="GET", target=f"/big?size={size}", stream=True))
+    try:
+        assert response.stream is not None
+        chunks = []
+        while chunk := await response.stream.receive():
+            chunks.append(chunk)
+    finally:
+        await response.aclose()
+    assert b"".join(chunks) == pattern_body(size)
+
+
 async def test_chunked_stream_line_by_line(transport: Transport) -> None:
     """A chunked body cut mid-line streams back as whole lines."""
     response = await transport.send(Request(method="GET", target="/lines?n=20", stream=True))
@@ -508,6 +525,28 @@ def closed_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+@pytest.mark.parametrize(
+    ("library", "requested", "expected"),
+    [
+        ("asyncio", None, "anyio"),
+        ("trio", None, "anyio"),
+        ("asyncio", "aiohttp", "aiohttp"),
+        ("asyncio", "anyio", "anyio"),
+        ("trio", "anyio", "anyio"),
+    ],
+)
+def test_default_engine_is_anyio_on_every_loop(library: str, requested: Any, expected: str) -> None:
+    """Without a request the anyio engine runs, on asyncio as on trio; a request is honoured."""
+    assert asyncpod.choose_engine(library, requested) == expected
+
+
+@pytest.mark.parametrize(("library", "requested"), [("trio", "aiohttp"), ("asyncio", "httpx")])
+def test_impossible_engine_is_a_config_error(library: str, requested: Any) -> None:
+    """aiohttp on trio, or an unknown engine, is a ConfigError naming the engine."""
+    with pytest.raises(ConfigError, match=requested):
+        asyncpod.choose_engine(library, requested)
 
 
 def test_proxy_refuses_remote_host_unless_allowed() -> None:

@@ -12,10 +12,12 @@ from __future__ import annotations
 
 import socket
 import ssl
-from typing import NoReturn
+from collections.abc import Callable, Mapping
+from typing import Any, NoReturn
 
 import anyio
 import anyio.abc
+from anyio.streams.tls import TLSAttribute, TLSStream
 
 from asyncpod import (
     ConfigError,
@@ -52,11 +54,12 @@ def _describe(request: Request) -> str:
 class _Connection:
     """One socket (maybe TLS-wrapped) and the parser of its responses."""
 
-    __slots__ = ("exchange", "sock", "stream")
+    __slots__ = ("exchange", "sock", "ssl_object", "stream")
 
     def __init__(self, stream: anyio.abc.ByteStream) -> None:
         self.stream = stream
         self.exchange = Exchange()
+        self.ssl_object: ssl.SSLObject | None = stream.extra(TLSAttribute.ssl_object, None)  # noqa: S610
         sock = stream.extra(anyio.abc.SocketAttribute.raw_socket, None)  # noqa: S610 - anyio
         if sock is not None and type(sock) is not socket.socket:
             # asyncio hands out a TransportSocket wrapper, which cannot recv().
@@ -66,6 +69,34 @@ class _Connection:
             if type(inner) is socket.socket:
                 sock = inner
         self.sock: socket.socket | None = sock
+
+    async def receive_body(self) -> bytes:
+        """Read body bytes: what one receive brings, plus TLS records already buffered.
+
+        Performance: a TLS stream hands out one record (at most 16 KiB) per
+        ``receive``, and each costs an event-loop round; a watch of 4.5 KB
+        events paid that every three or four events. The records already in
+        the memory BIO are decrypted here without I/O. Anything odd (an
+        incomplete record, close_notify, an error) is left to the next
+        ``receive``, which reports it as usual and flushes what TLS wants sent.
+        """
+        data = await self.stream.receive(_RECEIVE_SIZE)
+        ssl_object = self.ssl_object
+        if ssl_object is None:
+            return data
+        parts = [data]
+        size = len(data)
+        read = ssl_object.read
+        while size < _RECEIVE_SIZE:
+            try:
+                more = read(_RECEIVE_SIZE - size)
+            except ssl.SSLError:
+                break
+            if not more:
+                break
+            parts.append(more)
+            size += len(more)
+        return data if len(parts) == 1 else b"".join(parts)
 
     def idle_and_open(self) -> bool:
         """False when the server closed (or wrote to) this idle connection.
@@ -99,6 +130,34 @@ def _peek_open(sock: socket.socket) -> bool:
         return False
     # EOF, or bytes nobody asked for: either way the connection is unusable.
     return False
+
+
+class _LargeReads(anyio.abc.ByteStream):
+    """The socket under a TLS stream, read up to 256 KiB at a time.
+
+    Performance: anyio's TLS stream reads its socket with the default 64 KiB;
+    asyncio hands over up to 256 KiB per read, so a watch paid a read (and an
+    event-loop round) per 64 KiB. Everything else passes straight through.
+    """
+
+    def __init__(self, stream: anyio.abc.ByteStream) -> None:
+        self._stream = stream
+
+    async def receive(self, max_bytes: int = _RECEIVE_SIZE) -> bytes:
+        return await self._stream.receive(max(max_bytes, _RECEIVE_SIZE))
+
+    async def send(self, item: bytes) -> None:
+        await self._stream.send(item)
+
+    async def send_eof(self) -> None:
+        await self._stream.send_eof()
+
+    async def aclose(self) -> None:
+        await self._stream.aclose()
+
+    @property
+    def extra_attributes(self) -> Mapping[Any, Callable[[], Any]]:
+        return self._stream.extra_attributes
 
 
 def _raise_mapped(exc: BaseException, request: Request, *, sent: bool) -> NoReturn:
@@ -158,7 +217,7 @@ class _Body:
             if data:
                 return data
             try:
-                chunk = await conn.stream.receive(_RECEIVE_SIZE)
+                chunk = await conn.receive_body()
             except anyio.EndOfStream as exc:
                 if exchange.eof():
                     continue
@@ -465,23 +524,28 @@ class AnyioTransport:
         # connections opened after the rotation.
         context = endpoint.tls.ssl_context()
         server_name = endpoint.server_name or endpoint.host
+        raw = await anyio.connect_tcp(endpoint.host, endpoint.port)
         try:
-            return await anyio.connect_tcp(
-                endpoint.host,
-                endpoint.port,
+            return await TLSStream.wrap(
+                _LargeReads(raw),
+                server_side=False,
+                hostname=server_name,
                 ssl_context=context,
-                tls_hostname=server_name,
                 # HTTP frames its own bodies; a missing close_notify at EOF is
                 # not a truncation attack here (RFC 9112 section 9.8).
-                tls_standard_compatible=False,
+                standard_compatible=False,
             )
         except ssl.SSLCertVerificationError as exc:
+            await anyio.aclose_forcefully(raw)
             endpoint.tls.verification_failed()
             msg = (
                 f"{_describe(request)}: TLS verification of {self._where()} as "
                 f"{server_name!r} failed: {exc.verify_message}"
             )
             raise TransportError(msg, sent=False) from exc
+        except BaseException:
+            await anyio.aclose_forcefully(raw)
+            raise
 
     def _where(self) -> str:
         endpoint = self.endpoint
@@ -521,7 +585,7 @@ class AnyioTransport:
                 return await _read_inflated(stream, exchange, limit, request)
             while not exchange.complete:
                 try:
-                    data = await stream.receive(_RECEIVE_SIZE)
+                    data = await conn.receive_body()
                 except anyio.EndOfStream as exc:
                     if exchange.eof():
                         break
@@ -578,7 +642,13 @@ def _os_reason(exc: OSError) -> str:
 
 def _check_length(exchange: Exchange, limit: int, request: Request) -> None:
     """Refuse a body whose Content-Length is over ``limit`` before reading it."""
-    length = exchange.headers().get("content-length")
+    # Performance: this runs for every answer, so it scans the raw fields
+    # rather than decoding them all (the headers stay lazy for the caller).
+    length = None
+    for name, value in exchange.raw_headers:
+        if len(name) == 14 and name.lower() == b"content-length":
+            length = value.decode("latin-1").strip()
+            break
     if length is not None and length.isdigit() and int(length) > limit:
         msg = (
             f"{_describe(request)}: the answer announces {length} bytes, "
