@@ -14,7 +14,6 @@ from typing import Any
 
 from asyncpod import _requests as build
 from asyncpod._discovery import Discovery, Resource
-from asyncpod._errors import InvalidNameError
 from asyncpod._informer import Informer
 from asyncpod._leader import (
     DEFAULT_LEASE_DURATION,
@@ -277,9 +276,7 @@ class Client(Session):
             InvalidError: the patched object is invalid.
             InvalidNameError: the patch would move the object to another namespace.
         """
-        if patch_type not in build.PATCH_CONTENT_TYPES:
-            msg = f"patch_type must be 'merge', 'json' or 'strategic', not {patch_type!r}"
-            raise ValueError(msg)
+        build.patch_content_type(patch_type)  # refused before any discovery request
         validate_segment(name, "name")
         res = await self.resource(resource)
         spec = build.patch_request(
@@ -323,10 +320,7 @@ class Client(Session):
             InvalidNameError: a name could escape its path segment, or
                 ``namespace=`` differs from the object's ``metadata.namespace``.
         """
-        if not field_manager:
-            msg = "server-side apply needs a field_manager"
-            raise InvalidNameError(msg)
-        api_version, kind = build.apply_kind(obj)
+        api_version, kind = build.apply_kind(obj, field_manager)
         res = await self.discovery.resource_for_kind(api_version, kind)
         spec = build.apply_request(
             res,

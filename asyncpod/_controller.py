@@ -11,6 +11,7 @@ key's backoff. Every key is reconciled again every ``resync_period``.
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from collections.abc import Awaitable, Callable, Iterable, Sequence
@@ -165,9 +166,10 @@ class Controller:
                         feeds.cancel_scope.cancel()
                     feeds.start_soon(self._guard, self._feed_primary)
                     for owned in self._owns:
-                        feeds.start_soon(self._guard, self._feed_owned, owned, primary)
+                        keys_of = functools.partial(owner_keys, owner=primary)
+                        feeds.start_soon(self._guard, self._feed_keys, owned, keys_of)
                     for resource, mapper in self._watches:
-                        feeds.start_soon(self._guard, self._feed_mapped, resource, mapper)
+                        feeds.start_soon(self._guard, self._feed_keys, resource, mapper)
                     if self.resync_period is not None:
                         feeds.start_soon(self._resync, self.resync_period)
                     if self.shards is not None:
@@ -214,18 +216,14 @@ class Controller:
                 elif change.type != "DELETED":
                     self._enqueue(change.key)
 
-    async def _feed_owned(self, resource: str | Resource, owner: Resource) -> None:
+    async def _feed_keys(
+        self, resource: str | Resource, keys_of: Callable[[dict[str, Any]], Iterable[str]]
+    ) -> None:
+        """Trigger the keys ``keys_of`` finds in each change of another resource."""
         async with self._client.informer(resource, namespace=self._namespace) as informer:
             async for change in informer:
                 if change.type != "SYNCED":
-                    for key in owner_keys(change.object, owner):
-                        self._enqueue(key)
-
-    async def _feed_mapped(self, resource: str | Resource, mapper: KeyMapper) -> None:
-        async with self._client.informer(resource, namespace=self._namespace) as informer:
-            async for change in informer:
-                if change.type != "SYNCED":
-                    for key in mapper(change.object):
+                    for key in keys_of(change.object):
                         self._enqueue(key)
 
     async def _resync(self, period: float) -> None:

@@ -23,13 +23,13 @@ import socket
 import uuid
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
-from datetime import datetime, timezone
 from typing import Any
 
 import anyio
 from attrs import evolve, frozen
 
 from asyncpod._errors import AsyncpodError, ConflictError, NotFoundError
+from asyncpod._objects import micro_time
 from asyncpod._paths import segment
 from asyncpod._session import Session
 
@@ -312,7 +312,7 @@ class LeaderElection:
             lease_duration=self.lease_duration,
             observed_at=self._observed_at,
             now=self._clock(),
-            wall_time=_micro_time(),
+            wall_time=micro_time(),
         )
         if wanted is None:
             self.is_leader = False
@@ -323,7 +323,7 @@ class LeaderElection:
         return True
 
     async def _create(self, started: float) -> bool:
-        now = _micro_time()
+        now = micro_time()
         record = LeaseRecord(
             holder=self.identity,
             lease_duration=self.lease_duration,
@@ -376,7 +376,7 @@ class LeaderElection:
                     record = LeaseRecord.from_lease(lease)
                     if record.holder != self.identity:
                         return False
-                    now = _micro_time()
+                    now = micro_time()
                     released = evolve(
                         record, holder="", lease_duration=1, acquire_time=now, renew_time=now
                     )
@@ -392,11 +392,6 @@ class LeaderElection:
         except AsyncpodError as exc:
             logger.info("releasing %s/%s failed: %s", self.namespace, self.name, exc)
         return False
-
-
-def _micro_time() -> str:
-    """The time now as a Kubernetes ``MicroTime``."""
-    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def _str_or_none(value: object) -> str | None:

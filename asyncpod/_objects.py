@@ -9,6 +9,7 @@ becomes a ``ProtocolError`` that says what was wrong, never an
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import datetime, timezone
 from typing import Any
 
 from asyncpod._errors import ProtocolError
@@ -51,6 +52,11 @@ def resource_version_of(obj: Mapping[str, Any], what: str = "an object") -> str:
         ProtocolError: the object or its metadata is not a JSON object.
     """
     return str(metadata_of(obj, what).get("resourceVersion") or "")
+
+
+def micro_time() -> str:
+    """The time now as a Kubernetes ``MicroTime`` (RFC 3339 with microseconds, UTC)."""
+    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def _json_type(value: object) -> str:

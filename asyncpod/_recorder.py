@@ -15,14 +15,13 @@ import logging
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
-from datetime import datetime, timezone
 from typing import Any, Literal
 
 from attrs import define
 
 from asyncpod import _json
 from asyncpod._errors import AsyncpodError, InvalidNameError
-from asyncpod._objects import metadata_of
+from asyncpod._objects import metadata_of, micro_time
 from asyncpod._paths import segment
 from asyncpod._session import Session
 
@@ -153,7 +152,7 @@ class EventRecorder:
             "apiVersion": "events.k8s.io/v1",
             "kind": "Event",
             "metadata": {"name": name, "namespace": namespace},
-            "eventTime": _micro_time(),
+            "eventTime": micro_time(),
             "reportingController": self.controller,
             "reportingInstance": self.instance,
             "regarding": reference,
@@ -167,7 +166,7 @@ class EventRecorder:
         return created
 
     async def _count(self, series: _Series) -> dict[str, Any]:
-        patch = {"series": {"count": series.count, "lastObservedTime": _micro_time()}}
+        patch = {"series": {"count": series.count, "lastObservedTime": micro_time()}}
         path = f"{_collection(series.namespace)}/{segment(series.name, 'name')}"
         response = await self._session.request(
             "PATCH",
@@ -188,10 +187,6 @@ def _truncate(note: str) -> str:
     if len(encoded) <= MAX_NOTE:
         return note
     return encoded[: MAX_NOTE - 3].decode("utf-8", errors="ignore") + "..."
-
-
-def _micro_time() -> str:
-    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 __all__ = ["EventRecorder", "object_reference"]

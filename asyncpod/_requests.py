@@ -242,10 +242,7 @@ def patch_request(
     field_manager: str | None = None,
 ) -> RequestSpec:
     """PATCH an object with a merge, JSON or strategic merge patch."""
-    content_type = PATCH_CONTENT_TYPES.get(patch_type)
-    if content_type is None:
-        msg = f"patch_type must be 'merge', 'json' or 'strategic', not {patch_type!r}"
-        raise ValueError(msg)
+    content_type = patch_content_type(patch_type)
     validate_segment(name, "name")
     ns = one_namespace(namespace, default_namespace) if res.namespaced else None
     if ns is not None:
@@ -254,6 +251,19 @@ def patch_request(
     params = {"dryRun": _dry_run(dry_run), "fieldManager": field_manager}
     headers = {"Content-Type": content_type}
     return RequestSpec("PATCH", path, params, content=_encode(patch), headers=headers)
+
+
+def patch_content_type(patch_type: str) -> str:
+    """The content type of a patch type.
+
+    Raises:
+        ValueError: not ``"merge"``, ``"json"`` or ``"strategic"``.
+    """
+    content_type = PATCH_CONTENT_TYPES.get(patch_type)
+    if content_type is None:
+        msg = f"patch_type must be 'merge', 'json' or 'strategic', not {patch_type!r}"
+        raise ValueError(msg)
+    return content_type
 
 
 def _patched_namespace(patch: Any, patch_type: PatchType) -> str | None:
@@ -287,9 +297,7 @@ def apply_request(
     subresource: str | None = None,
 ) -> RequestSpec:
     """Server-side apply: PATCH with the apply content type and a field manager."""
-    if not field_manager:
-        msg = "server-side apply needs a field_manager"
-        raise InvalidNameError(msg)
+    apply_kind(obj, field_manager)
     name = _object_name(obj, "the object to apply")
     ns = write_namespace(namespace, obj, default_namespace) if res.namespaced else None
     params = {
@@ -306,12 +314,15 @@ def apply_request(
     )
 
 
-def apply_kind(obj: Mapping[str, Any]) -> tuple[str, str]:
+def apply_kind(obj: Mapping[str, Any], field_manager: str) -> tuple[str, str]:
     """The ``apiVersion`` and ``kind`` that name the resource of an object to apply.
 
     Raises:
-        InvalidNameError: one of them is missing.
+        InvalidNameError: one of them, or the field manager, is missing.
     """
+    if not field_manager:
+        msg = "server-side apply needs a field_manager"
+        raise InvalidNameError(msg)
     if not isinstance(obj, Mapping):
         msg = f"the object to apply must be a mapping, not {type(obj).__name__}"
         raise InvalidNameError(msg)
@@ -517,6 +528,7 @@ __all__ = [
     "list_params",
     "logs_request",
     "one_namespace",
+    "patch_content_type",
     "patch_request",
     "portforward_request",
     "read_namespace",

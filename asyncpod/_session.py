@@ -71,24 +71,7 @@ class Session:
     ``Client`` adds the resource verbs. Use it as an async context manager;
     it owns a connection pool.
 
-    Args:
-        config: where and how to connect; ``None`` walks ``load_config()``.
-        transport: a ready transport, overriding the one the config names.
-        timeout: the default deadline in seconds of one non-streaming call,
-            connect included; ``None`` disables it.
-        max_connections: the size of the connection pool.
-        retries: the most retries of one call (0 disables), or a
-            ``RetryPolicy``.
-        engine: ``"anyio"`` (the default, on any event loop) or ``"aiohttp"``
-            (asyncio only).
-        connect_timeout: seconds to open one connection, TLS included
-            (``None``: only the call's deadline applies).
-        rate_limit: ``(qps, burst)`` of a client-side token bucket; ``None``
-            (the default) sends without waiting.
-        on_event: called with a ``RequestEvent``, ``RetryEvent``... for
-            metrics; must be quick and must not block.
-        max_response_size: the most bytes of one non-streaming answer
-            (``None``: no limit); a larger one raises ``ResponseTooLargeError``.
+    The arguments are ``Client``'s (see its docstring): the verbs add none.
     """
 
     def __init__(

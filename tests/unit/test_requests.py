@@ -112,7 +112,7 @@ def test_cluster_scoped_writes_ignore_namespaces() -> None:
             ),
             "field_manager",
         ),
-        (lambda: build.apply_kind({"metadata": {"name": "x"}}), "apiVersion and kind"),
+        (lambda: build.apply_kind({"metadata": {"name": "x"}}, "m"), "apiVersion and kind"),
     ],
 )
 def test_bad_arguments_are_refused_before_sending(call: Any, message: str) -> None:

@@ -160,6 +160,23 @@ class _LargeReads(anyio.abc.ByteStream):
         return self._stream.extra_attributes
 
 
+async def _read_head(stream: anyio.abc.ByteStream, exchange: Exchange, request: Request) -> int:
+    """Read until the answer's head is complete; return how many bytes that took.
+
+    Raises:
+        ProtocolError: the head is longer than ``MAX_HEAD_SIZE``.
+    """
+    received = 0
+    while not exchange.head_complete:
+        data = await stream.receive(_RECEIVE_SIZE)
+        exchange.feed(data)
+        received += len(data)
+        if received > MAX_HEAD_SIZE and not exchange.head_complete:
+            msg = f"{_describe(request)}: the answer's head is more than {MAX_HEAD_SIZE} bytes"
+            raise ProtocolError(msg)
+    return received
+
+
 def _raise_mapped(exc: BaseException, request: Request, *, sent: bool) -> NoReturn:
     what = _describe(request)
     if isinstance(exc, TransportError):
@@ -431,17 +448,7 @@ class AnyioTransport:
             stream = conn.stream
             try:
                 await stream.send(head)
-                received = 0
-                while not exchange.head_complete:
-                    data = await stream.receive(_RECEIVE_SIZE)
-                    exchange.feed(data)
-                    received += len(data)
-                    if received > MAX_HEAD_SIZE and not exchange.head_complete:
-                        msg = (
-                            f"{_describe(request)}: the answer's head is more than "
-                            f"{MAX_HEAD_SIZE} bytes"
-                        )
-                        raise ProtocolError(msg)
+                received = await _read_head(stream, exchange, request)
                 if exchange.status == 101:
                     return Response(
                         status=101,
@@ -564,17 +571,7 @@ class AnyioTransport:
             await stream.send(head)
             if body is not None:
                 await stream.send(body)
-            received = 0
-            while not exchange.head_complete:
-                data = await stream.receive(_RECEIVE_SIZE)
-                exchange.feed(data)
-                received += len(data)
-                if received > MAX_HEAD_SIZE and not exchange.head_complete:
-                    msg = (
-                        f"{_describe(request)}: the answer's head is more than "
-                        f"{MAX_HEAD_SIZE} bytes"
-                    )
-                    raise ProtocolError(msg)
+            received = await _read_head(stream, exchange, request)
             exchange.start_body()
             if request.stream:
                 return b""
