@@ -25,6 +25,7 @@ import yaml
 
 import asyncpod
 from asyncpod.testing import PodEnvironment, Sandbox
+from tests.helpers.processes import popen_interruptible
 
 pytestmark = pytest.mark.anyio
 
@@ -1143,20 +1144,9 @@ def test_cli_watch_prints_one_line_per_event(sandbox: Sandbox, tmp_path: Path) -
     env = _cli_env(ASYNCPOD_PROXY_URL=sandbox.proxy_url, HOME=str(tmp_path), PYTHONFAULTHANDLER="1")
     command = [sys.executable, "-m", "asyncpod", "watch", "configmaps", "-n", "default"]
     command += ["-l", "tier"]
-    # A suite started in the background (``cmd &`` in a script, nohup) runs with
-    # SIGINT ignored, and an ignored signal stays ignored in a child: the CLI
-    # gets the default handling here, as from a terminal.
-    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
-    try:
-        process = subprocess.Popen(
-            command,
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-    finally:
-        signal.signal(signal.SIGINT, previous)
+    process = popen_interruptible(
+        command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
     try:
         assert process.stdout is not None
         line = process.stdout.readline()

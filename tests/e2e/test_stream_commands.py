@@ -9,13 +9,13 @@ import subprocess
 import sys
 import threading
 from collections.abc import Iterator
-from typing import Any
 
 import pytest
 
 from asyncpod import AsyncpodError
 from asyncpod._commands.port_forward import parse_ports
 from asyncpod.testing import Sandbox
+from tests.helpers.processes import popen_interruptible
 
 
 def _env(sandbox: Sandbox) -> dict[str, str]:
@@ -122,7 +122,7 @@ def test_port_forward_serves_until_interrupted(sandbox: Sandbox, echo_port: int)
     """It prints kubectl's "Forwarding from" line, forwards, and ends cleanly on SIGINT."""
     _pod(sandbox)
     sandbox.map_port("web", 80, echo_port)
-    process: subprocess.Popen[Any] = subprocess.Popen(
+    process = popen_interruptible(
         [sys.executable, "-m", "asyncpod", "port-forward", "web", ":80"],
         env=_env(sandbox),
         stdout=subprocess.PIPE,

@@ -15,6 +15,7 @@ import httpx
 import pytest
 
 import asyncpod
+from tests.helpers.processes import popen_interruptible
 
 MANIFESTS = """\
 apiVersion: v1
@@ -43,7 +44,7 @@ def _env() -> dict[str, str]:
 
 
 def _start(*args: str) -> tuple[subprocess.Popen[str], list[str]]:
-    process = subprocess.Popen(
+    process = popen_interruptible(
         [sys.executable, "-m", "asyncpod", "sandbox", *args],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
