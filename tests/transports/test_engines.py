@@ -488,6 +488,18 @@ async def test_refused_connection_was_not_sent(
     assert not caught.value.sent
 
 
+async def test_a_host_name_is_resolved(
+    make_transport: Callable[..., Transport], server: TransportTestServer, ca: trustme.CA
+) -> None:
+    """A server given by name (not an IP literal) is looked up and reached, with TLS too."""
+    plain = server.url("plain").replace("127.0.0.1", "localhost")
+    echo = (await get(make_transport(ProxyEndpoint(plain)), "/echo")).json()
+    assert echo["headers"]["host"] == f"localhost:{server.ports['plain']}"
+    tls = server.url("tls").replace("127.0.0.1", "localhost")
+    endpoint = HTTPSEndpoint(tls, StaticTLS(client_context(ca)))
+    assert (await get(make_transport(endpoint), "/status/200")).status == 200
+
+
 async def test_tls_to_a_plain_server_fails_unsent(
     make_transport: Callable[..., Transport], server: TransportTestServer, ca: trustme.CA
 ) -> None:

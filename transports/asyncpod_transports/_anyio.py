@@ -12,8 +12,7 @@ from __future__ import annotations
 
 import socket
 import ssl
-from collections.abc import Callable, Mapping
-from typing import Any, NoReturn
+from typing import NoReturn
 
 import anyio
 import anyio.abc
@@ -33,6 +32,7 @@ from asyncpod import (
     UnixEndpoint,
 )
 from asyncpod_transports._http11 import INFLATE_PIECE, Exchange, request_head, upgrade_head
+from asyncpod_transports._sockets import connect_tcp, connect_unix
 
 # asyncio's selector transports read at most 256 KiB at a time; asking for as
 # much keeps large bodies to few reads.
@@ -60,15 +60,7 @@ class _Connection:
         self.stream = stream
         self.exchange = Exchange()
         self.ssl_object: ssl.SSLObject | None = stream.extra(TLSAttribute.ssl_object, None)  # noqa: S610
-        sock = stream.extra(anyio.abc.SocketAttribute.raw_socket, None)  # noqa: S610 - anyio
-        if sock is not None and type(sock) is not socket.socket:
-            # asyncio hands out a TransportSocket wrapper, which cannot recv().
-            # The socket it wraps can; when it is not there (a later Python),
-            # idle_and_open() borrows the descriptor instead.
-            inner = getattr(sock, "_sock", None)
-            if type(inner) is socket.socket:
-                sock = inner
-        self.sock: socket.socket | None = sock
+        self.sock: socket.socket | None = stream.extra(anyio.abc.SocketAttribute.raw_socket, None)  # noqa: S610 - anyio
 
     async def receive_body(self) -> bytes:
         """Read body bytes: what one receive brings, plus TLS records already buffered.
@@ -107,17 +99,8 @@ class _Connection:
         sock = self.sock
         if sock is None:
             return True
-        fd = sock.fileno()
-        if fd < 0:
+        if sock.fileno() < 0:
             return False
-        if type(sock) is not socket.socket:
-            # A wrapper that cannot recv(): borrow the descriptor (family and
-            # type given, so no system call) and detach it again unclosed.
-            sock = socket.socket(sock.family, sock.type, sock.proto, fileno=fd)
-            try:
-                return _peek_open(sock)
-            finally:
-                sock.detach()
         return _peek_open(sock)
 
 
@@ -130,34 +113,6 @@ def _peek_open(sock: socket.socket) -> bool:
         return False
     # EOF, or bytes nobody asked for: either way the connection is unusable.
     return False
-
-
-class _LargeReads(anyio.abc.ByteStream):
-    """The socket under a TLS stream, read up to 256 KiB at a time.
-
-    Performance: anyio's TLS stream reads its socket with the default 64 KiB;
-    asyncio hands over up to 256 KiB per read, so a watch paid a read (and an
-    event-loop round) per 64 KiB. Everything else passes straight through.
-    """
-
-    def __init__(self, stream: anyio.abc.ByteStream) -> None:
-        self._stream = stream
-
-    async def receive(self, max_bytes: int = _RECEIVE_SIZE) -> bytes:
-        return await self._stream.receive(max(max_bytes, _RECEIVE_SIZE))
-
-    async def send(self, item: bytes) -> None:
-        await self._stream.send(item)
-
-    async def send_eof(self) -> None:
-        await self._stream.send_eof()
-
-    async def aclose(self) -> None:
-        await self._stream.aclose()
-
-    @property
-    def extra_attributes(self) -> Mapping[Any, Callable[[], Any]]:
-        return self._stream.extra_attributes
 
 
 async def _read_head(stream: anyio.abc.ByteStream, exchange: Exchange, request: Request) -> int:
@@ -498,9 +453,9 @@ class AnyioTransport:
         try:
             with anyio.fail_after(self._connect_timeout):
                 if isinstance(endpoint, UnixEndpoint):
-                    stream = await anyio.connect_unix(endpoint.path)
+                    stream = await connect_unix(endpoint.path, _RECEIVE_SIZE)
                 elif isinstance(endpoint, ProxyEndpoint):
-                    stream = await anyio.connect_tcp(endpoint.host, endpoint.port)
+                    stream = await connect_tcp(endpoint.host, endpoint.port, _RECEIVE_SIZE)
                 else:
                     stream = await self._connect_tls(endpoint, request)
         except TimeoutError as exc:
@@ -531,10 +486,10 @@ class AnyioTransport:
         # connections opened after the rotation.
         context = endpoint.tls.ssl_context()
         server_name = endpoint.server_name or endpoint.host
-        raw = await anyio.connect_tcp(endpoint.host, endpoint.port)
+        raw = await connect_tcp(endpoint.host, endpoint.port, _RECEIVE_SIZE)
         try:
             return await TLSStream.wrap(
-                _LargeReads(raw),
+                raw,
                 server_side=False,
                 hostname=server_name,
                 ssl_context=context,
