@@ -5,8 +5,14 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 import anyio
@@ -222,3 +228,86 @@ async def test_stopping_kubectl_closes_the_pods_side(sandbox: Sandbox, anyio_bac
                 with anyio.fail_after(30):
                     await forward.process.wait()
                 await eventually(lambda: server.open == 0)
+
+
+def _echo_thread_server() -> tuple[socket.socket, threading.Thread]:
+    """A blocking echo server, one connection at a time, in a thread; closing it stops it."""
+    listener = socket.create_server(("127.0.0.1", 0))
+
+    def serve() -> None:
+        while True:
+            try:
+                conn, _ = listener.accept()
+            except OSError:  # the listener was closed: the test is over
+                return
+            with conn:
+                while data := conn.recv(1 << 16):
+                    conn.sendall(data)
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    return listener, thread
+
+
+def test_kubectl_port_forward_through_the_sandbox_command(tmp_path: Path) -> None:
+    """``asyncpod sandbox --map-port`` in one process, the real kubectl port-forward in another."""
+    assert KUBECTL is not None
+    (tmp_path / "pod.yaml").write_text(
+        "apiVersion: v1\nkind: Pod\nmetadata: {name: db-0}\n"
+        "spec: {containers: [{name: db, image: db}]}\n"
+    )
+    kubeconfig = tmp_path / "kubeconfig"
+    listener, thread = _echo_thread_server()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("ASYNCPOD_", "KUBE"))}
+    env["KUBECACHEDIR"] = str(tmp_path / "kubecache")
+    local = listener.getsockname()[1]
+    command = [sys.executable, "-m", "asyncpod", "sandbox", "--kubeconfig", str(kubeconfig)]
+    mapping = f"default/db-0:5432={local}"
+    sandbox = subprocess.Popen(
+        [*command, "--load", str(tmp_path / "pod.yaml"), "--map-port", mapping],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    forward: subprocess.Popen[str] | None = None
+    try:
+        assert sandbox.stdout is not None
+        for line in sandbox.stdout:
+            if line.startswith("# Unix socket"):
+                break
+        forward = subprocess.Popen(
+            [KUBECTL, "--kubeconfig", str(kubeconfig), "port-forward", "pod/db-0", ":5432"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+        )
+        assert forward.stdout is not None
+        match = re.match(r"Forwarding from 127\.0\.0\.1:(\d+) -> 5432", forward.stdout.readline())
+        assert match, forward.stderr.read() if forward.stderr else ""
+        payload = os.urandom(64 * 1024)
+        with socket.create_connection(("127.0.0.1", int(match.group(1))), timeout=60) as client:
+            client.sendall(payload)
+            client.shutdown(socket.SHUT_WR)
+            received = b""
+            while data := client.recv(1 << 16):
+                received += data
+        assert received == payload
+    finally:
+        for process, stop in ((forward, signal.SIGTERM), (sandbox, signal.SIGINT)):
+            if process is None:
+                continue
+            process.send_signal(stop)
+            try:
+                process.wait(timeout=30)
+            finally:
+                if process.poll() is None:
+                    process.kill()
+                    process.wait()
+                for pipe in (process.stdout, process.stderr):
+                    if pipe is not None:
+                        pipe.close()
+        listener.close()
+        thread.join(timeout=10)
+    assert sandbox.returncode == 0
