@@ -58,6 +58,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="evaluate Roles, ClusterRoles and bindings as the real authorizer does",
     )
     parser.add_argument(
+        "--map-port",
+        action="append",
+        default=[],
+        type=port_mapping,
+        metavar="[NAMESPACE/]POD:PORT=LOCAL_PORT",
+        help="make port-forward to the pod's port reach 127.0.0.1:LOCAL_PORT (repeatable)",
+    )
+    parser.add_argument(
         "--load",
         action="append",
         default=[],
@@ -65,6 +73,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="FILE|DIR",
         help="apply the manifests of a YAML/JSON file or folder at start (repeatable)",
     )
+
+
+def port_mapping(text: str) -> tuple[str, str, int, int]:
+    """``[NAMESPACE/]POD:PORT=LOCAL_PORT`` as (namespace, pod, port, local port).
+
+    Raises:
+        argparse.ArgumentTypeError: the text is not of that form.
+    """
+    target, _, local = text.partition("=")
+    pod, _, port = target.rpartition(":")
+    namespace, _, pod = pod.rpartition("/")
+    ports = (port, local)
+    if not pod or not all(p.isdigit() and 1 <= int(p) <= 65535 for p in ports):
+        msg = f"{text!r} is not [NAMESPACE/]POD:PORT=LOCAL_PORT (ports 1 to 65535)"
+        raise argparse.ArgumentTypeError(msg)
+    return namespace or "default", pod, int(port), int(local)
 
 
 def manifest_files(path: Path) -> list[Path]:
@@ -198,6 +222,8 @@ def run(args: argparse.Namespace) -> int:
             msg = f"cannot listen on port {args.port} or {args.proxy_port}: {exc.strerror}"
             raise ConfigError(msg) from None
         count = load_manifests(sb, args.load)
+        for namespace, pod, port, local in args.map_port:
+            sb.map_port(pod, port, local, namespace=namespace)
         kubeconfig: Path = sb.kubeconfig
         if args.kubeconfig is not None:
             args.kubeconfig.parent.mkdir(parents=True, exist_ok=True)

@@ -35,6 +35,7 @@ from aiohttp import WSMsgType, web
 from asyncpod.testing import _status
 from asyncpod.testing._resources import ResourceType
 from asyncpod.testing._routes import TRUE, Route
+from asyncpod.testing._spdytunnel import offers_tunnel, refused_message, serve_tunnel
 from asyncpod.testing._subresources import container_of
 
 if TYPE_CHECKING:
@@ -324,6 +325,9 @@ class _Exec:
 async def _port_forward(
     sb: Sandbox, request: web.BaseRequest, pod: Mapping[str, Any], query: Mapping[str, str]
 ) -> web.StreamResponse:
+    if offers_tunnel(_offered(request), request.headers.get("Upgrade", "")):
+        # kubectl 1.31+: SPDY in a WebSocket, the ports in its streams' headers.
+        return await serve_tunnel(sb, request, pod)
     ports = query.get("ports", "")
     if not ports.isdigit() or not 1 <= int(ports) <= 65535:
         raise _status.bad_request(f"invalid port {ports!r}: a port between 1 and 65535")
@@ -343,13 +347,8 @@ async def _port_forward(
                 raise ConnectionRefusedError("connection refused")
             reader, writer = await asyncio.open_connection(target[0], target[1])
         except OSError:
-            # kubelet's words (the pod's network namespace stands for "namespace").
-            text = (
-                f"an error occurred forwarding {port} -> {port}: error forwarding port {port} "
-                f"to pod {metadata.get('uid', '')}, uid : failed to connect to localhost:{port} "
-                f'inside namespace "{metadata.get("uid", "")}", IPv4: dial tcp4 '
-                f"127.0.0.1:{port}: connect: connection refused"
-            )
+            text = f"an error occurred forwarding {port} -> {port}: "
+            text += refused_message(port, metadata)
             await ws.send_bytes(b"\x01" + text.encode())
             return ws
         # Whichever side ends first ends the connection: the pod's side closing

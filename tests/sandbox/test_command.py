@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import os
 import shutil
 import signal
@@ -15,6 +16,7 @@ import httpx
 import pytest
 
 import asyncpod
+from asyncpod._commands.sandbox import port_mapping
 from tests.helpers.processes import popen_interruptible
 
 MANIFESTS = """\
@@ -200,3 +202,22 @@ def test_without_the_testing_extra_one_line_names_it(command: str) -> None:
         "installed): pip install 'asyncpod[testing]'\n"
     )
     assert result.stdout == ""
+
+
+@pytest.mark.parametrize(
+    ("text", "mapping"),
+    [
+        ("db-0:5432=15432", ("default", "db-0", 5432, 15432)),
+        ("team/web:80=8080", ("team", "web", 80, 8080)),
+    ],
+)
+def test_map_port_argument(text: str, mapping: tuple[str, str, int, int]) -> None:
+    """``--map-port [NAMESPACE/]POD:PORT=LOCAL_PORT`` names a pod's port and a local one."""
+    assert port_mapping(text) == mapping
+
+
+@pytest.mark.parametrize("text", ["db-0", "db-0:5432", ":80=81", "web:0=80", "web:80=65536"])
+def test_bad_map_port_argument_is_refused(text: str) -> None:
+    """A malformed mapping stops the command with its expected form."""
+    with pytest.raises(argparse.ArgumentTypeError, match="NAMESPACE/"):
+        port_mapping(text)
