@@ -141,8 +141,19 @@ class ChannelConnection:
     def __init__(self, subprotocol: str, *, port_prefixed: bool = False) -> None:
         # Imported here: websockets costs 20 ms at import, and most programs
         # never exec.
+        from websockets.exceptions import InvalidState, PayloadTooBig
+        from websockets.exceptions import ProtocolError as WSProtocolError
+        from websockets.frames import Frame, Opcode
         from websockets.protocol import Protocol, Side, State
 
+        # Kept here: websockets resolves its names lazily, at a cost per lookup
+        # that showed in every message of a port-forward.
+        self._frame_type = Frame
+        self._data_opcodes = (Opcode.BINARY, Opcode.TEXT, Opcode.CONT)
+        self._close_opcode = Opcode.CLOSE
+        self._too_big = PayloadTooBig
+        self._broken = WSProtocolError
+        self._invalid_state = InvalidState
         self.subprotocol = subprotocol
         self._ws = Protocol(Side.CLIENT, state=State.OPEN, max_size=MAX_RECEIVED_MESSAGE)
         self._open = State.OPEN
@@ -162,10 +173,6 @@ class ChannelConnection:
         Raises:
             StreamProtocolError: invalid framing, or a message over the limit.
         """
-        from websockets.exceptions import PayloadTooBig
-        from websockets.exceptions import ProtocolError as WSProtocolError
-        from websockets.frames import Frame, Opcode
-
         ws = self._ws
         if data:
             ws.receive_data(data)
@@ -173,9 +180,9 @@ class ChannelConnection:
             ws.receive_eof()
         events: list[ChannelEvent] = []
         for frame in ws.events_received():
-            if not isinstance(frame, Frame):
+            if not isinstance(frame, self._frame_type):
                 continue
-            if frame.opcode in (Opcode.BINARY, Opcode.TEXT, Opcode.CONT):
+            if frame.opcode in self._data_opcodes:
                 self._fragments.append(bytes(frame.data))
                 if frame.fin:
                     message = b"".join(self._fragments)
@@ -183,17 +190,17 @@ class ChannelConnection:
                     event = self._message(message)
                     if event is not None:
                         events.append(event)
-            elif frame.opcode is Opcode.CLOSE and not self._ended:
+            elif frame.opcode is self._close_opcode and not self._ended:
                 self._ended = True
                 close = ws.close_rcvd
                 events.append(
                     ConnectionClosed(close.code if close else None, close.reason if close else "")
                 )
         exc = ws.parser_exc
-        if isinstance(exc, PayloadTooBig):
+        if isinstance(exc, self._too_big):
             msg = f"the server sent a message larger than {MAX_RECEIVED_MESSAGE} bytes"
             raise StreamProtocolError(msg) from exc
-        if isinstance(exc, WSProtocolError):
+        if isinstance(exc, self._broken):
             msg = f"the server broke the WebSocket protocol: {exc}"
             raise StreamProtocolError(msg) from exc
         if not data and not self._ended:
@@ -232,11 +239,9 @@ class ChannelConnection:
             self._send_frame(ws, prefix + view[start : start + step])
 
     def _send_frame(self, ws: Protocol, message: bytes) -> None:
-        from websockets.exceptions import InvalidState
-
         try:
             ws.send_binary(message)
-        except InvalidState as exc:
+        except self._invalid_state as exc:
             msg = "the WebSocket is closing; nothing more can be sent"
             raise AsyncpodError(msg) from exc
 

@@ -12,7 +12,10 @@
   once, in one direction), and of 8 concurrent connections of 16 MiB, through
   ``forward_port`` to a local echo server.
 - ``kubectl port-forward POD :80`` on the same sandbox (SPDY/3.1 tunneled in a
-  WebSocket), the same two measures through its local port.
+  WebSocket), the same two measures through its local port; and
+  ``asyncpod port-forward POD :80``, whose forwarder also runs in a process of
+  its own (the ``forward_port`` rows share this process, and its interpreter
+  lock, with the sandbox and the echo server).
 
 Both ends run on this machine: the sandbox answers in a thread of the same
 process, so the figures are the client's and the sandbox's costs together.
@@ -26,6 +29,7 @@ import re
 import shutil
 import statistics
 import subprocess
+import sys
 import time
 
 import anyio
@@ -134,8 +138,24 @@ async def _port_forward(port: int) -> dict[str, float]:
 
 async def _kubectl_port_forward(sb: Sandbox, kubectl: str) -> dict[str, float]:
     """The port-forward measures through ``kubectl port-forward`` to the same echo server."""
-    env = {**os.environ, "KUBECACHEDIR": str(sb.directory / "kubecache")}
     command = [kubectl, "--kubeconfig", str(sb.kubeconfig), "port-forward", "pod/bench", ":80"]
+    results = await _process_port_forward(sb, command)
+    return {f"kubectl {name}": value for name, value in results.items()}
+
+
+async def _cli_port_forward(sb: Sandbox) -> dict[str, float]:
+    """The same through ``asyncpod port-forward``: a forwarder in its own process, as kubectl's."""
+    command = [sys.executable, "-m", "asyncpod", "port-forward", "bench", ":80"]
+    results = await _process_port_forward(sb, command)
+    return {f"CLI {name}": value for name, value in results.items()}
+
+
+async def _process_port_forward(sb: Sandbox, command: list[str]) -> dict[str, float]:
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith(("ASYNCPOD_", "KUBE"))},
+        "KUBECONFIG": str(sb.kubeconfig),
+        "KUBECACHEDIR": str(sb.directory / "kubecache"),
+    }
     listener = await anyio.create_tcp_listener(local_host="127.0.0.1")
     sb.map_port("bench", 80, listener.extra(anyio.abc.SocketAttribute.local_port))
     async with listener, anyio.create_task_group() as tasks:
@@ -151,7 +171,7 @@ async def _kubectl_port_forward(sb: Sandbox, kubectl: str) -> dict[str, float]:
                 process.terminate()
                 await process.wait()
         tasks.cancel_scope.cancel()
-    return {f"kubectl {name}": value for name, value in results.items()}
+    return results
 
 
 def main() -> None:
@@ -165,6 +185,8 @@ def main() -> None:
         for backend in ("asyncio", "trio"):
             for name, value in anyio.run(_measure, sb, repeats, backend=backend).items():
                 rows.append((backend, name, value))
+        for name, value in anyio.run(_cli_port_forward, sb).items():
+            rows.append(("asyncio", name, value))
         for name, value in _kubectl(sb, max(repeats // 3, 3)).items():
             rows.append(("kubectl", name, value))
     print(f"{'runner':<8}  {'measure':<44}  value")
