@@ -23,6 +23,7 @@ import anyio.abc
 
 from asyncpod._channels import ChannelSocket, open_channels
 from asyncpod._errors import AsyncpodError
+from asyncpod._listener import TCPListener
 from asyncpod._session import Session
 from asyncpod._target import Params
 from asyncpod._websocket import PORTFORWARD_PROTOCOLS, ChannelData, ConnectionClosed
@@ -191,12 +192,11 @@ async def serve_port_forward(
     """Listen on ``host:local_port`` for the block, forwarding each connection."""
     forwarder = PortForwarder(session, path, params, what)
     try:
-        listener = await anyio.create_tcp_listener(local_host=host, local_port=local_port)
+        listener = await TCPListener.open(host, local_port)
     except OSError as exc:
         msg = f"cannot listen on {host}:{local_port}: {exc.strerror or exc}"
         raise AsyncpodError(msg) from exc
-    address = listener.extra(anyio.abc.SocketAttribute.local_address)  # noqa: S610 - anyio
-    forwarder.host, forwarder.port = str(address[0]), int(address[1])
+    forwarder.host, forwarder.port = listener.host, listener.port
     failure: Exception | None = None
     try:
         async with anyio.create_task_group() as tasks:

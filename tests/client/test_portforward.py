@@ -14,6 +14,7 @@ import pytest
 import asyncpod
 from asyncpod.testing import PodEnvironment, Sandbox
 from tests.helpers.sandbox import eventually
+from tests.servers.listening import serving
 
 pytestmark = pytest.mark.anyio
 
@@ -61,12 +62,8 @@ class EchoServer:
 @asynccontextmanager
 async def echo_server() -> AsyncIterator[EchoServer]:
     server = EchoServer()
-    listener = await anyio.create_tcp_listener(local_host="127.0.0.1")
-    server.port = listener.extra(anyio.abc.SocketAttribute.local_port)
-    async with listener, anyio.create_task_group() as tasks:
-        tasks.start_soon(listener.serve, server.handle)
+    async with serving(server.handle) as server.port:
         yield server
-        tasks.cancel_scope.cancel()
 
 
 def _configs(sb: Sandbox, pod: PodEnvironment) -> list[asyncpod.Config]:

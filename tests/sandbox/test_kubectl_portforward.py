@@ -22,6 +22,7 @@ import pytest
 from asyncpod.testing import Sandbox
 from tests.helpers.processes import popen_interruptible
 from tests.helpers.sandbox import eventually
+from tests.servers.listening import serving
 
 KUBECTL = shutil.which("kubectl")
 
@@ -115,12 +116,8 @@ class EchoServer:
 @asynccontextmanager
 async def echo_server() -> AsyncIterator[EchoServer]:
     server = EchoServer()
-    listener = await anyio.create_tcp_listener(local_host="127.0.0.1")
-    server.port = listener.extra(anyio.abc.SocketAttribute.local_port)
-    async with listener, anyio.create_task_group() as tasks:
-        tasks.start_soon(listener.serve, server.handle)
+    async with serving(server.handle) as server.port:
         yield server
-        tasks.cancel_scope.cancel()
 
 
 async def _echo_through(port: int, payload: bytes) -> bytes:

@@ -36,6 +36,7 @@ from asyncpod.testing._spdy import (
 )
 from asyncpod.testing._spdytunnel import TUNNEL_PROTOCOL
 from tests.helpers.sandbox import eventually
+from tests.servers.listening import serving
 
 pytestmark = pytest.mark.anyio
 
@@ -160,12 +161,8 @@ class PodServer:
 @asynccontextmanager
 async def pod_server() -> AsyncIterator[PodServer]:
     server = PodServer()
-    listener = await anyio.create_tcp_listener(local_host="127.0.0.1")
-    server.port = listener.extra(anyio.abc.SocketAttribute.local_port)
-    async with listener, anyio.create_task_group() as tasks:
-        tasks.start_soon(listener.serve, server.handle)
+    async with serving(server.handle) as server.port:
         yield server
-        tasks.cancel_scope.cancel()
 
 
 async def test_half_close_reaches_the_pod_and_both_streams_end(

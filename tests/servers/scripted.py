@@ -18,6 +18,8 @@ from urllib.parse import parse_qsl, urlsplit
 import anyio
 from anyio.abc import SocketStream
 
+from tests.servers.listening import serving
+
 DROP = "drop"
 END = "end"
 Step = bytes | float | str
@@ -135,12 +137,6 @@ async def scripted_server(
 ) -> AsyncIterator[ScriptedServer]:
     """Run a ``ScriptedServer`` on 127.0.0.1 for the duration of the block."""
     server = ScriptedServer(script, discovery)
-    listener = await anyio.create_tcp_listener(local_host="127.0.0.1")
-    port = listener.extra(anyio.abc.SocketAttribute.local_port)
-    server.url = f"http://127.0.0.1:{port}"
-    async with listener, anyio.create_task_group() as tg:
-        tg.start_soon(listener.serve, server._handle)
-        try:
-            yield server
-        finally:
-            tg.cancel_scope.cancel()
+    async with serving(server._handle) as port:
+        server.url = f"http://127.0.0.1:{port}"
+        yield server

@@ -15,6 +15,7 @@ from websockets.protocol import Protocol, Side, State
 import asyncpod
 from asyncpod import _channels
 from asyncpod._websocket import StreamProtocolError, accept_for
+from tests.servers.listening import serving
 
 pytestmark = pytest.mark.anyio
 
@@ -97,12 +98,8 @@ class RawServer:
 @asynccontextmanager
 async def raw_server(session: Session, **kwargs: bool) -> AsyncIterator[RawServer]:
     server = RawServer(session, **kwargs)
-    listener = await anyio.create_tcp_listener(local_host="127.0.0.1")
-    server.port = listener.extra(anyio.abc.SocketAttribute.local_port)
-    async with listener, anyio.create_task_group() as tasks:
-        tasks.start_soon(listener.serve, server.handle)
+    async with serving(server.handle) as server.port:
         yield server
-        tasks.cancel_scope.cancel()
 
 
 def _status(code: int) -> bytes:
