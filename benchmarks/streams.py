@@ -181,6 +181,7 @@ def main() -> None:
     repeats = 5 if args.quick else 30
     with Sandbox() as sb:
         sb.create(POD)
+        sb.wait_running("bench")  # exec needs the pod bound to the node
         rows: list[tuple[str, str, float]] = []
         for backend in ("asyncio", "trio"):
             for name, value in anyio.run(_measure, sb, repeats, backend=backend).items():

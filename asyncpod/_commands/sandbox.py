@@ -62,8 +62,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="append",
         default=[],
         type=port_mapping,
-        metavar="[NAMESPACE/]POD:PORT=LOCAL_PORT",
-        help="make port-forward to the pod's port reach 127.0.0.1:LOCAL_PORT (repeatable)",
+        metavar="[NS/]POD:PORT=[HOST:]LOCAL",
+        help=(
+            "port-forward to POD's PORT reaches HOST:LOCAL (127.0.0.1 by default); POD may be "
+            "a pattern such as 'web-*' (repeatable)"
+        ),
     )
     parser.add_argument(
         "--load",
@@ -75,20 +78,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def port_mapping(text: str) -> tuple[str, str, int, int]:
-    """``[NAMESPACE/]POD:PORT=LOCAL_PORT`` as (namespace, pod, port, local port).
+def port_mapping(spec: str) -> tuple[str, str, int, str, int]:
+    """``[NAMESPACE/]POD:PORT=[HOST:]LOCAL_PORT`` as (namespace, pod, port, host, local port).
 
     Raises:
         argparse.ArgumentTypeError: the text is not of that form.
     """
-    target, _, local = text.partition("=")
-    pod, _, port = target.rpartition(":")
-    namespace, _, pod = pod.rpartition("/")
+    pod_part, equals, local_part = spec.partition("=")
+    namespace, _, pod = pod_part.rpartition("/")
+    pod, _, port = pod.rpartition(":")
+    host, _, local = local_part.rpartition(":")
     ports = (port, local)
-    if not pod or not all(p.isdigit() and 1 <= int(p) <= 65535 for p in ports):
-        msg = f"{text!r} is not [NAMESPACE/]POD:PORT=LOCAL_PORT (ports 1 to 65535)"
+    if not (equals and pod and all(p.isdigit() and 1 <= int(p) <= 65535 for p in ports)):
+        msg = f"{spec!r} is not [NAMESPACE/]POD:PORT=[HOST:]LOCAL_PORT (ports 1 to 65535)"
         raise argparse.ArgumentTypeError(msg)
-    return namespace or "default", pod, int(port), int(local)
+    return namespace or "default", pod, int(port), host or "127.0.0.1", int(local)
 
 
 def manifest_files(path: Path) -> list[Path]:
@@ -222,8 +226,8 @@ def run(args: argparse.Namespace) -> int:
             msg = f"cannot listen on port {args.port} or {args.proxy_port}: {exc.strerror}"
             raise ConfigError(msg) from None
         count = load_manifests(sb, args.load)
-        for namespace, pod, port, local in args.map_port:
-            sb.map_port(pod, port, local, namespace=namespace)
+        for namespace, pod, port, host, local in args.map_port:
+            sb.map_port(pod, port, local, namespace=namespace, host=host)
         kubeconfig: Path = sb.kubeconfig
         if args.kubeconfig is not None:
             args.kubeconfig.parent.mkdir(parents=True, exist_ok=True)

@@ -10,9 +10,8 @@ exec runs a real local process, as the test's user, in a new temporary
 folder (``HOME`` too), with the container's literal ``env`` values; an exit
 by a signal is reported as 128 + the signal (137 for SIGKILL), as container
 runtimes do. attach has no main process to attach to: it answers 400.
-port-forward connects to the local TCP port that ``Sandbox.map_port`` gave
-the pod's port; an unmapped port is refused on the error channel, as a pod
-port that nothing listens on.
+port-forward is in ``_portforward``. A pod not bound to a node yet gets the
+API server's 400 before any upgrade.
 """
 
 from __future__ import annotations
@@ -30,12 +29,13 @@ import termios
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from aiohttp import WSMsgType, web
+from aiohttp import web
 
 from asyncpod.testing import _status
+from asyncpod.testing._portforward import PORTFORWARD_PROTOCOLS, message_bytes, serve_port_forward
 from asyncpod.testing._resources import ResourceType
 from asyncpod.testing._routes import TRUE, Route
-from asyncpod.testing._spdytunnel import offers_tunnel, refused_message, serve_tunnel
+from asyncpod.testing._spdytunnel import offers_tunnel, serve_tunnel
 from asyncpod.testing._subresources import container_of
 
 if TYPE_CHECKING:
@@ -44,7 +44,6 @@ if TYPE_CHECKING:
 V5 = "v5.channel.k8s.io"
 V4 = "v4.channel.k8s.io"
 STREAM_PROTOCOLS = (V5, V4)
-PORTFORWARD_PROTOCOLS = (V4,)
 MAX_MESSAGE = 32 * 1024
 _STDIN, _STDOUT, _STDERR, _ERROR, _RESIZE, _CLOSE = 0, 1, 2, 3, 4, 255
 
@@ -82,9 +81,15 @@ async def serve_stream(
     assert route.namespace is not None
     pod = sb._store.get(rt, route.namespace, route.name).obj
     if route.subresource == "portforward":
-        return await _port_forward(sb, request, pod, query)
+        _check_host(pod, route.name)
+        if offers_tunnel(_offered(request), request.headers.get("Upgrade", "")):
+            # kubectl 1.31+: SPDY in a WebSocket, the ports in its streams' headers.
+            return await serve_tunnel(sb, request, pod)
+        protocol = _choose(request, PORTFORWARD_PROTOCOLS)
+        return await serve_port_forward(sb, request, pod, protocol)
     containers = [str(c.get("name")) for c in (pod.get("spec") or {}).get("containers") or []]
     container = container_of(containers, query.get("container") or "", route.name)
+    _check_host(pod, route.name)
     if route.subresource == "attach":
         raise _status.bad_request(
             f"the sandbox runs no main process in container {container} of pod {route.name} "
@@ -102,6 +107,13 @@ async def serve_stream(
     await ws.prepare(request)
     await _Exec(sb, ws, protocol, command, env, streams).run()
     return ws
+
+
+def _check_host(pod: Mapping[str, Any], name: str) -> None:
+    # The API server streams through the pod's node; a pod not yet scheduled has
+    # none (pkg/registry/core/pod/strategy.go, streamLocation and PortForwardLocation).
+    if not (pod.get("spec") or {}).get("nodeName"):
+        raise _status.bad_request(f"pod {name} does not have a host assigned")
 
 
 def _container_env(pod: Mapping[str, Any], container: str) -> dict[str, str]:
@@ -283,9 +295,9 @@ class _Exec:
         process = self.process
         assert process is not None
         async for message in self.ws:
-            if message.type != WSMsgType.BINARY or not message.data:
+            data = message_bytes(message)
+            if not data:
                 continue
-            data: bytes = message.data
             channel, payload = data[0], data[1:]
             if channel == _STDIN and payload:
                 await self._write_stdin(payload)
@@ -320,76 +332,6 @@ class _Exec:
         stdin = self.process.stdin if self.process is not None else None
         if stdin is not None:
             stdin.close()
-
-
-async def _port_forward(
-    sb: Sandbox, request: web.BaseRequest, pod: Mapping[str, Any], query: Mapping[str, str]
-) -> web.StreamResponse:
-    if offers_tunnel(_offered(request), request.headers.get("Upgrade", "")):
-        # kubectl 1.31+: SPDY in a WebSocket, the ports in its streams' headers.
-        return await serve_tunnel(sb, request, pod)
-    ports = query.get("ports", "")
-    if not ports.isdigit() or not 1 <= int(ports) <= 65535:
-        raise _status.bad_request(f"invalid port {ports!r}: a port between 1 and 65535")
-    port = int(ports)
-    protocol = _choose(request, PORTFORWARD_PROTOCOLS)
-    ws = web.WebSocketResponse(protocols=[protocol], max_msg_size=4 << 20, autoping=True)
-    await ws.prepare(request)
-    prefix = port.to_bytes(2, "little")
-    metadata = pod["metadata"]
-    target = sb._mapped_ports.get((metadata["namespace"], metadata["name"], port))
-    writer: asyncio.StreamWriter | None = None
-    try:
-        await ws.send_bytes(b"\x00" + prefix)
-        await ws.send_bytes(b"\x01" + prefix)
-        try:
-            if target is None:
-                raise ConnectionRefusedError("connection refused")
-            reader, writer = await asyncio.open_connection(target[0], target[1])
-        except OSError:
-            text = f"an error occurred forwarding {port} -> {port}: "
-            text += refused_message(port, metadata)
-            await ws.send_bytes(b"\x01" + text.encode())
-            return ws
-        # Whichever side ends first ends the connection: the pod's side closing
-        # closes the WebSocket, the client closing the WebSocket closes the TCP
-        # connection (after a half-close, so that what it sent is delivered).
-        tasks = [
-            asyncio.ensure_future(_ws_to_tcp(ws, writer)),
-            asyncio.ensure_future(_tcp_to_ws(reader, ws)),
-        ]
-        try:
-            await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            for task in tasks:
-                task.cancel()
-            for task in tasks:
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await task
-    finally:
-        if writer is not None:
-            writer.close()
-            with contextlib.suppress(Exception):
-                await writer.wait_closed()
-        with contextlib.suppress(Exception):
-            await ws.close()
-    return ws
-
-
-async def _tcp_to_ws(reader: asyncio.StreamReader, ws: web.WebSocketResponse) -> None:
-    with contextlib.suppress(ConnectionError):
-        while data := await reader.read(MAX_MESSAGE - 1):
-            await ws.send_bytes(b"\x00" + data)
-
-
-async def _ws_to_tcp(ws: web.WebSocketResponse, writer: asyncio.StreamWriter) -> None:
-    async for message in ws:
-        if message.type == WSMsgType.BINARY and message.data and message.data[0] == 0:
-            writer.write(message.data[1:])
-            await writer.drain()
-    # The client closed the WebSocket: the pod's side sees the connection end.
-    with contextlib.suppress(OSError):
-        writer.write_eof()
 
 
 __all__ = ["PORTFORWARD_PROTOCOLS", "STREAM_PROTOCOLS", "serve_stream"]

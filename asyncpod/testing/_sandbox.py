@@ -6,6 +6,7 @@ import asyncio
 import concurrent.futures
 import contextlib
 import copy
+import fnmatch
 import itertools
 import os
 import shutil
@@ -622,8 +623,22 @@ class Sandbox:
         (an echo server, the app under test) and maps it here. A port that is
         not mapped is refused on the error channel, as a pod port that
         nothing listens on.
+
+        ``pod`` may be a shell-style pattern (``"web-*"``, ``"*"``) for pods
+        whose names are generated; pod names cannot contain ``*?[``, so a
+        plain name matches only itself. An exact name wins over a pattern.
         """
         self._mapped_ports[(namespace, pod, port)] = (host, local_port)
+
+    def _port_target(self, namespace: str, pod: str, port: int) -> tuple[str, int] | None:
+        """Where port-forward to ``pod``'s ``port`` goes, or ``None``: nothing listens."""
+        exact = self._mapped_ports.get((namespace, pod, port))
+        if exact is not None:
+            return exact
+        for (ns, pattern, mapped), target in list(self._mapped_ports.items()):
+            if ns == namespace and mapped == port and fnmatch.fnmatchcase(pod, pattern):
+                return target
+        return None
 
     def reset(self) -> None:
         """Back to a fresh cluster: objects, custom types, faults, rules and the log are cleared.
@@ -730,6 +745,30 @@ class Sandbox:
             uid,
             token_lifetime or self.token_lifetime,
         )
+
+    def wait_running(
+        self, pod: str, *, namespace: str = "default", timeout: float = 5.0
+    ) -> dict[str, Any]:
+        """Wait until the fake kubelet reports ``pod`` Running; returns it.
+
+        A pod is bound and started a few ``kubelet_delay`` after its creation;
+        exec and port-forward need it bound (a real API server answers 400
+        "does not have a host assigned" before).
+
+        Raises:
+            TimeoutError: not Running after ``timeout`` seconds (no kubelet?).
+        """
+        found: dict[str, Any] = {}
+
+        def running() -> bool:
+            try:
+                found.update(self.get("pods", pod, namespace=namespace))
+            except SandboxError:
+                return False
+            return (found.get("status") or {}).get("phase") == "Running"
+
+        self.wait_for(running, timeout)
+        return found
 
     def wait_for(self, predicate: Callable[[], bool], timeout: float = 5.0) -> None:
         """Poll ``predicate`` until true (``TimeoutError`` after ``timeout`` s)."""

@@ -213,8 +213,8 @@ class SpdyTunnel:
         assert pair.data is not None
         writer: asyncio.StreamWriter | None = None
         try:
-            target = self.sb._mapped_ports.get(
-                (self.metadata["namespace"], self.metadata["name"], pair.port)
+            target = self.sb._port_target(
+                self.metadata["namespace"], self.metadata["name"], pair.port
             )
             try:
                 if target is None:

@@ -30,6 +30,12 @@ def _pod(name: str = "web") -> dict[str, Any]:
     }
 
 
+def _running(sandbox: Sandbox, name: str = "web") -> None:
+    """Create the pod and wait until the fake kubelet runs it: exec needs it bound."""
+    sandbox.create(_pod(name))
+    sandbox.wait_running(name)
+
+
 class EchoServer:
     """A TCP server that echoes; counts what it received, and can say goodbye instead."""
 
@@ -92,7 +98,7 @@ async def test_port_forward_stream_over_the_three_routes(
     """One forwarded connection echoes through HTTPS, the proxy port and the Unix socket."""
     # A pod of its own: a session of an earlier test may still be logged late.
     name = f"routes-{anyio_backend}"
-    sandbox.create(_pod(name))
+    _running(sandbox, name)
     async with echo_server() as server:
         sandbox.map_port(name, 8080, server.port)
         for config in _configs(sandbox, pod_environment):
@@ -110,7 +116,7 @@ async def test_port_forward_stream_over_the_three_routes(
 
 async def test_unmapped_port_raises_the_error_channel_text(sandbox: Sandbox) -> None:
     """Nothing listening on the pod's port: receive() raises PortForwardError with the text."""
-    sandbox.create(_pod())
+    _running(sandbox)
     async with (
         asyncpod.Client(asyncpod.Config.proxy(sandbox.proxy_url)) as k8s,
         k8s.port_forward("web", 5432) as stream,
@@ -125,7 +131,7 @@ async def test_unmapped_port_raises_the_error_channel_text(sandbox: Sandbox) -> 
 @pytest.mark.slow
 async def test_listener_serves_100_concurrent_connections_of_1_mib(sandbox: Sandbox) -> None:
     """100 connections through one listener at once, each echoing 1 MiB intact."""
-    sandbox.create(_pod())
+    _running(sandbox)
     payloads = [os.urandom(MIB) for _ in range(100)]
     results: dict[int, bytes] = {}
     async with echo_server() as server:
@@ -150,7 +156,7 @@ async def test_listener_serves_100_concurrent_connections_of_1_mib(sandbox: Sand
 
 async def test_error_on_one_connection_leaves_the_others_working(sandbox: Sandbox) -> None:
     """A connection whose forwarding fails is reported; an open one and later ones go on."""
-    sandbox.create(_pod())
+    _running(sandbox)
     async with echo_server() as server:
         sandbox.map_port("web", 80, server.port)
         async with (
@@ -178,7 +184,7 @@ async def test_error_on_one_connection_leaves_the_others_working(sandbox: Sandbo
 
 async def test_pod_side_close_closes_the_local_connection(sandbox: Sandbox) -> None:
     """The pod's side closing ends the local connection at once (no CLOSE_WAIT left)."""
-    sandbox.create(_pod())
+    _running(sandbox)
     async with echo_server() as server:
         server.goodbye = b"bye"
         sandbox.map_port("web", 80, server.port)
@@ -200,7 +206,7 @@ async def test_pod_side_close_closes_the_local_connection(sandbox: Sandbox) -> N
 
 async def test_local_close_reaches_the_pods_side(sandbox: Sandbox) -> None:
     """The local client closing ends the pod's side of the connection."""
-    sandbox.create(_pod())
+    _running(sandbox)
     async with echo_server() as server:
         sandbox.map_port("web", 80, server.port)
         async with (
@@ -215,7 +221,7 @@ async def test_leaving_the_listener_with_connections_open_leaves_nothing(
     sandbox: Sandbox,
 ) -> None:
     """Leaving forward_port with a connection mid-transfer closes every socket and task."""
-    sandbox.create(_pod())
+    _running(sandbox)
     async with echo_server() as server:
         sandbox.map_port("web", 80, server.port)
         async with asyncpod.Client(asyncpod.Config.proxy(sandbox.proxy_url)) as k8s:
@@ -235,7 +241,7 @@ async def test_leaving_the_listener_with_connections_open_leaves_nothing(
 @pytest.mark.slow
 async def test_large_echo_on_one_connection_never_deadlocks(sandbox: Sandbox) -> None:
     """64 MiB in 1 MiB writes over TLS while the echo comes back: no write waits on a read."""
-    sandbox.create(_pod())
+    _running(sandbox)
     payload = os.urandom(64 * MIB)
     async with echo_server() as server:
         sandbox.map_port("web", 80, server.port)

@@ -32,6 +32,12 @@ def _pod(name: str = "web", namespace: str = "default") -> dict[str, Any]:
     }
 
 
+def _running(sandbox: Sandbox, name: str = "web") -> None:
+    """Create the pod and wait until the fake kubelet runs it: exec needs it bound."""
+    sandbox.create(_pod(name))
+    sandbox.wait_running(name)
+
+
 def _configs(sb: Sandbox, pod: PodEnvironment) -> list[asyncpod.Config]:
     return [
         asyncpod.Config.https(sb.server_url, token_file=pod.token_file, ca_file=pod.ca_file),
@@ -50,7 +56,7 @@ async def test_exit_codes_over_the_three_routes(
     """Exit codes 0, 1 and 137 (SIGKILL) arrive over HTTPS, the proxy port and the Unix socket."""
     # A pod of its own: a session of an earlier test may still be logged late.
     name = f"routes-{anyio_backend}"
-    sandbox.create(_pod(name))
+    _running(sandbox, name)
     for config in _configs(sandbox, pod_environment):
         async with asyncpod.Client(config) as k8s:
             ok = await k8s.exec(name, ["sh", "-c", "echo out; echo err >&2"])
@@ -71,7 +77,7 @@ async def test_exit_codes_over_the_three_routes(
 
 async def test_command_runs_in_its_own_folder_with_the_container_env(sandbox: Sandbox) -> None:
     """The command's cwd is a fresh temporary folder, and the container's env is set."""
-    sandbox.create(_pod())
+    _running(sandbox)
     async with asyncpod.Client(_admin(sandbox)) as k8s:
         result = await k8s.exec("web", ["sh", "-c", 'pwd; echo "$X $HOSTNAME"'])
     folder, env = result.stdout.decode().splitlines()
@@ -84,7 +90,7 @@ async def test_missing_command_is_a_command_error_with_the_servers_message(
     sandbox: Sandbox,
 ) -> None:
     """A command that does not exist raises CommandError without an exit code."""
-    sandbox.create(_pod())
+    _running(sandbox)
     async with asyncpod.Client(_admin(sandbox)) as k8s:
         with pytest.raises(asyncpod.CommandError) as caught:
             await k8s.exec("web", ["no-such-command-here"])
@@ -95,7 +101,7 @@ async def test_missing_command_is_a_command_error_with_the_servers_message(
 
 async def test_check_raises_carrying_the_output(sandbox: Sandbox) -> None:
     """check=True turns a non-zero exit code into CommandError with stdout and stderr."""
-    sandbox.create(_pod())
+    _running(sandbox)
     async with asyncpod.Client(_admin(sandbox)) as k8s:
         with pytest.raises(asyncpod.CommandError) as caught:
             await k8s.exec("web", ["sh", "-c", "echo partial; echo bad >&2; exit 3"], check=True)
@@ -107,7 +113,7 @@ async def test_check_raises_carrying_the_output(sandbox: Sandbox) -> None:
 
 async def test_ten_megabytes_of_binary_stdout_arrive_intact(sandbox: Sandbox) -> None:
     """10 MiB of every byte value, in many 32 KiB messages, arrive byte for byte."""
-    sandbox.create(_pod())
+    _running(sandbox)
     script = "import sys; sys.stdout.buffer.write(bytes(range(256)) * 40960)"
     async with asyncpod.Client(_admin(sandbox)) as k8s:
         result = await k8s.exec("web", [PY, "-c", script])
@@ -118,7 +124,7 @@ async def test_ten_megabytes_of_binary_stdout_arrive_intact(sandbox: Sandbox) ->
 
 async def test_utf8_character_split_across_messages_decodes_whole(sandbox: Sandbox) -> None:
     """A 3-byte character across the 32 KiB message boundary is decoded once, not as U+FFFD."""
-    sandbox.create(_pod())
+    _running(sandbox)
     # 32766 ASCII bytes fill the first message's payload (32767) up to the
     # euro sign's first byte.
     script = "import sys; sys.stdout.buffer.write(b'a' * 32766 + '\u20ac'.encode() + b'z')"
@@ -135,7 +141,7 @@ async def test_utf8_character_split_across_messages_decodes_whole(sandbox: Sandb
 
 async def test_stdin_closed_on_v5_lets_cat_end(sandbox: Sandbox) -> None:
     """exec(stdin=...) sends the bytes and the v5 close signal: cat sees EOF and ends."""
-    sandbox.create(_pod())
+    _running(sandbox)
     data = os.urandom(200_000)
     async with asyncpod.Client(_admin(sandbox)) as k8s:
         with anyio.fail_after(30):
@@ -146,7 +152,7 @@ async def test_stdin_closed_on_v5_lets_cat_end(sandbox: Sandbox) -> None:
 
 async def test_streaming_stdin_and_close(sandbox: Sandbox) -> None:
     """stream_exec: write stdin in pieces, read the echo, close stdin, wait for the exit code."""
-    sandbox.create(_pod())
+    _running(sandbox)
     async with (
         asyncpod.Client(_admin(sandbox)) as k8s,
         k8s.stream_exec("web", ["cat"], stdin=True) as proc,
@@ -165,7 +171,7 @@ async def test_streaming_stdin_and_close(sandbox: Sandbox) -> None:
 
 async def test_v4_only_server_is_negotiated_and_reported(sandbox: Sandbox) -> None:
     """A server that speaks only v4 gets v4; stdin that must be closed is refused clearly."""
-    sandbox.create(_pod())
+    _running(sandbox)
     sandbox.stream_protocols = (V4,)
     async with asyncpod.Client(_admin(sandbox)) as k8s:
         result = await k8s.exec("web", ["echo", "hi"])
@@ -183,7 +189,7 @@ async def test_forbidden_upgrade_gives_the_servers_message_and_a_hint(
     sandbox: Sandbox, pod_environment: PodEnvironment
 ) -> None:
     """403 on the upgrade: ForbiddenError with the server's Status message and the RBAC hint."""
-    sandbox.create(_pod())
+    _running(sandbox)
     sandbox.rules.restrict_service_accounts()
     config = _configs(sandbox, pod_environment)[0]
     async with asyncpod.Client(config) as k8s:
@@ -206,7 +212,7 @@ async def test_missing_pod_gives_not_found_with_the_servers_message(sandbox: San
 
 async def test_unknown_container_is_a_bad_request(sandbox: Sandbox) -> None:
     """A container the pod does not have: BadRequestError with the server's words."""
-    sandbox.create(_pod())
+    _running(sandbox)
     async with asyncpod.Client(_admin(sandbox)) as k8s:
         with pytest.raises(asyncpod.BadRequestError, match="container nope is not valid"):
             await k8s.exec("web", ["true"], container="nope")
@@ -214,7 +220,7 @@ async def test_unknown_container_is_a_bad_request(sandbox: Sandbox) -> None:
 
 async def test_kubectl_proxy_rejection_names_the_flag(sandbox: Sandbox) -> None:
     """A plain-text 403 from a kubectl proxy names its --reject-paths flag."""
-    sandbox.create(_pod())
+    _running(sandbox)
     sandbox.proxy_rejects_exec = True
     for config in (
         asyncpod.Config.proxy(sandbox.proxy_url),
@@ -229,7 +235,7 @@ async def test_kubectl_proxy_rejection_names_the_flag(sandbox: Sandbox) -> None:
 
 async def test_resize_reaches_the_process(sandbox: Sandbox) -> None:
     """With tty=True a resize message sets the terminal size the command sees."""
-    sandbox.create(_pod())
+    _running(sandbox)
     async with (
         asyncpod.Client(_admin(sandbox)) as k8s,
         k8s.stream_exec("web", ["sh", "-c", "read line; stty size"], stdin=True, tty=True) as proc,
@@ -249,7 +255,7 @@ async def test_cancelling_leaves_no_process_or_socket_behind(
     sandbox: Sandbox, tmp_path: Path
 ) -> None:
     """Cancelling a running exec closes its WebSocket; the sandbox then ends the process."""
-    sandbox.create(_pod())
+    _running(sandbox)
     pid_file = tmp_path / "pid"
     async with asyncpod.Client(_admin(sandbox)) as k8s:
         with anyio.move_on_after(1.0) as scope:
@@ -269,7 +275,7 @@ async def test_cancelling_leaves_no_process_or_socket_behind(
 
 async def test_timeout_raises_request_timeout(sandbox: Sandbox) -> None:
     """exec(timeout=...) ends a command that takes longer with RequestTimeoutError."""
-    sandbox.create(_pod())
+    _running(sandbox)
     async with asyncpod.Client(_admin(sandbox)) as k8s:
         with pytest.raises(asyncpod.RequestTimeoutError, match=r"within 0\.5 s"):
             await k8s.exec("web", ["sleep", "30"], timeout=0.5)
@@ -277,7 +283,7 @@ async def test_timeout_raises_request_timeout(sandbox: Sandbox) -> None:
 
 async def test_token_rotation_during_a_long_exec_session(sandbox: Sandbox, tmp_path: Path) -> None:
     """A session opened before a rotation keeps going; the next one uses the new token."""
-    sandbox.create(_pod())
+    _running(sandbox)
     pod = sandbox.pod_environment(root=tmp_path / "serviceaccount")
     config = asyncpod.Config.in_cluster(root=pod.root, environ=pod.environ)
     async with asyncpod.Client(config) as k8s:
@@ -301,7 +307,7 @@ async def test_upgrade_with_a_rotated_out_token_rereads_it_once(
     """An upgrade refused with 401 re-reads the token file and is sent again, once."""
     # A pod of its own: a session of an earlier test may still be logged late.
     name = f"rotated-{anyio_backend}"
-    sandbox.create(_pod(name))
+    _running(sandbox, name)
     pod = sandbox.pod_environment(root=tmp_path / "serviceaccount")
     config = asyncpod.Config.in_cluster(root=pod.root, environ=pod.environ)
     path = f"/api/v1/namespaces/default/pods/{name}/exec"
@@ -323,7 +329,7 @@ async def test_upgrade_with_a_rotated_out_token_rereads_it_once(
 
 async def test_large_stdin_through_cat_never_deadlocks(sandbox: Sandbox) -> None:
     """8 MiB of stdin while cat's output streams back: both directions flow at once."""
-    sandbox.create(_pod())
+    _running(sandbox)
     data = os.urandom(8 * 1024 * 1024)
     async with asyncpod.Client(_admin(sandbox)) as k8s:
         with anyio.fail_after(60):
@@ -333,7 +339,7 @@ async def test_large_stdin_through_cat_never_deadlocks(sandbox: Sandbox) -> None
 
 async def test_attach_is_refused_by_the_sandbox_with_a_bad_request(sandbox: Sandbox) -> None:
     """The sandbox runs no main process: attach gets a 400 saying so, as an APIError."""
-    sandbox.create(_pod())
+    _running(sandbox)
     async with asyncpod.Client(_admin(sandbox)) as k8s:
         with pytest.raises(asyncpod.BadRequestError, match="no main process"):
             async with k8s.attach("web"):

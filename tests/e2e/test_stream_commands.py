@@ -44,6 +44,7 @@ def _pod(sandbox: Sandbox) -> None:
             "spec": {"containers": [{"name": "app", "image": "app"}]},
         }
     )
+    sandbox.wait_running("web")  # exec needs the pod bound to the node
 
 
 def test_exec_copies_output_and_exits_with_the_commands_code(sandbox: Sandbox) -> None:

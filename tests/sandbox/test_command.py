@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import shutil
 import signal
@@ -11,6 +12,8 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+import anyio
+import anyio.abc
 import attrs
 import httpx
 import pytest
@@ -207,17 +210,56 @@ def test_without_the_testing_extra_one_line_names_it(command: str) -> None:
 @pytest.mark.parametrize(
     ("text", "mapping"),
     [
-        ("db-0:5432=15432", ("default", "db-0", 5432, 15432)),
-        ("team/web:80=8080", ("team", "web", 80, 8080)),
+        ("db-0:5432=15432", ("default", "db-0", 5432, "127.0.0.1", 15432)),
+        ("team/web:80=8080", ("team", "web", 80, "127.0.0.1", 8080)),
+        ("web-*:80=10.0.0.1:8080", ("default", "web-*", 80, "10.0.0.1", 8080)),
     ],
 )
-def test_map_port_argument(text: str, mapping: tuple[str, str, int, int]) -> None:
-    """``--map-port [NAMESPACE/]POD:PORT=LOCAL_PORT`` names a pod's port and a local one."""
+def test_map_port_argument(text: str, mapping: tuple[str, str, int, str, int]) -> None:
+    """``--map-port [NAMESPACE/]POD:PORT=[HOST:]LOCAL_PORT``: a pod (or pattern), a local port."""
     assert port_mapping(text) == mapping
 
 
-@pytest.mark.parametrize("text", ["db-0", "db-0:5432", ":80=81", "web:0=80", "web:80=65536"])
+@pytest.mark.parametrize(
+    "text", ["db-0", "db-0:5432", ":80=81", "web:0=80", "web:80=65536", "web=80", "web:80=x"]
+)
 def test_bad_map_port_argument_is_refused(text: str) -> None:
     """A malformed mapping stops the command with its expected form."""
     with pytest.raises(argparse.ArgumentTypeError, match="NAMESPACE/"):
         port_mapping(text)
+
+
+@pytest.mark.anyio
+async def test_map_port_reaches_pods_with_generated_names(tmp_path: Path) -> None:
+    """--map-port 'web-*:80=PORT': port-forward to any web-... pod's port 80 reaches PORT."""
+
+    async def echo(client: anyio.abc.SocketStream) -> None:
+        async with client:
+            with contextlib.suppress(anyio.EndOfStream, anyio.BrokenResourceError):
+                while True:
+                    await client.send(await client.receive())
+
+    kubeconfig = tmp_path / "config"
+    listener = await anyio.create_tcp_listener(local_host="127.0.0.1")
+    port = listener.extra(anyio.abc.SocketAttribute.local_port)
+    async with listener, anyio.create_task_group() as tasks:
+        tasks.start_soon(listener.serve, echo)
+        process, _ = _start("--kubeconfig", str(kubeconfig), "--map-port", f"web-*:80={port}")
+        try:
+            config = asyncpod.Config.from_kubeconfig(kubeconfig)
+            async with asyncpod.Client(config) as k8s:
+                spec = {"containers": [{"name": "a", "image": "a"}]}
+                pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "web-7f9c"}}
+                created = await k8s.create("pods", {**pod, "spec": spec})
+                version = created["metadata"]["resourceVersion"]
+                with anyio.fail_after(10):
+                    async with k8s.watch("pods", resource_version=version) as events:
+                        async for event in events:
+                            if event.object["status"].get("phase") == "Running":
+                                break
+                async with k8s.port_forward("web-7f9c", 80) as stream:
+                    await stream.send(b"mapped")
+                    assert await stream.receive() == b"mapped"
+        finally:
+            assert _stop(process) == 0
+        tasks.cancel_scope.cancel()

@@ -239,6 +239,7 @@ def _exec_pod(sb: Sandbox) -> None:
             "spec": {"containers": [{"name": "c", "image": "registry.invalid/none:0"}]},
         }
     )
+    sb.wait_running("shell")  # exec needs the pod bound to the node
 
 
 def test_kubectl_exec_exit_code_and_stdin(sandbox: Sandbox) -> None:

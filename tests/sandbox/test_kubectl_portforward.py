@@ -143,6 +143,7 @@ async def test_kubectl_port_forward_echoes_1_mib(sandbox: Sandbox, anyio_backend
     """1 MiB goes through kubectl and back intact; kubectl used the tunnel, not a fallback."""
     name = f"pf-{anyio_backend}"
     sandbox.create(_pod(name))
+    sandbox.wait_running(name)  # port-forward needs the pod bound to the node
     payload = os.urandom(MIB)
     async with echo_server() as server:
         sandbox.map_port(name, 8080, server.port)
@@ -166,6 +167,7 @@ async def test_kubectl_port_forward_eight_connections_at_once(
     """Eight connections through one kubectl at once, on two ports, each intact."""
     name = f"pf8-{anyio_backend}"
     sandbox.create(_pod(name))
+    sandbox.wait_running(name)  # port-forward needs the pod bound to the node
     payloads = [os.urandom(256 * 1024 + i) for i in range(8)]
     results: dict[int, bytes] = {}
     async with echo_server() as first, echo_server() as second:
@@ -192,6 +194,7 @@ async def test_kubectl_port_forward_to_an_unmapped_port(
     """Nothing on the pod's port: the connection ends and kubectl prints the kubelet's error."""
     name = f"pfno-{anyio_backend}"
     sandbox.create(_pod(name))
+    sandbox.wait_running(name)  # port-forward needs the pod bound to the node
     uid = sandbox.get("pods", name)["metadata"]["uid"]
     async with kubectl_port_forward(sandbox, name, 9999) as forward:
         with anyio.fail_after(60):
@@ -213,6 +216,7 @@ async def test_stopping_kubectl_closes_the_pods_side(sandbox: Sandbox, anyio_bac
     """kubectl terminated mid-connection: the sandbox drops the connection to the pod's port."""
     name = f"pfstop-{anyio_backend}"
     sandbox.create(_pod(name))
+    sandbox.wait_running(name)  # port-forward needs the pod bound to the node
     async with echo_server() as server:
         sandbox.map_port(name, 80, server.port)
         async with kubectl_port_forward(sandbox, name, 80) as forward:

@@ -171,6 +171,7 @@ async def test_half_close_reaches_the_pod_and_both_streams_end(
     """The client's FIN half-closes the pod's connection; the pod's end closes both streams."""
     name = f"half-{anyio_backend}"
     sandbox.create(_pod(name))
+    sandbox.wait_running(name)  # port-forward needs the pod bound to the node
     error, data = _streams("0")
     async with pod_server() as server:
         sandbox.map_port(name, 80, server.port)
@@ -196,6 +197,7 @@ async def test_streams_without_request_ids_pair_by_stream_id(
     """Old clients send no requestid: error stream N and data stream N+2 make a pair."""
     name = f"legacy-{anyio_backend}"
     sandbox.create(_pod(name))
+    sandbox.wait_running(name)  # port-forward needs the pod bound to the node
     error, data = _streams(None)
     async with pod_server() as server:
         sandbox.map_port(name, 80, server.port)
@@ -215,6 +217,7 @@ async def test_bad_streams_are_reset(sandbox: Sandbox, anyio_backend: str) -> No
     """No port, a bad port or stream type: CANCEL; a stream id going back: PROTOCOL_ERROR."""
     name = f"bad-{anyio_backend}"
     sandbox.create(_pod(name))
+    sandbox.wait_running(name)  # port-forward needs the pod bound to the node
     async with tunnel(sandbox, name) as client:
         with anyio.fail_after(30):
             await client.send(SynStream(1, {"streamtype": ["data"]}))
@@ -238,6 +241,7 @@ async def test_an_unmapped_port_is_reported_on_the_error_stream(
     """The kubelet's words on the error stream, then FIN on both streams."""
     name = f"refused-{anyio_backend}"
     sandbox.create(_pod(name))
+    sandbox.wait_running(name)  # port-forward needs the pod bound to the node
     uid = sandbox.get("pods", name)["metadata"]["uid"]
     error, data = _streams("7", port=6379)
     async with tunnel(sandbox, name) as client:
@@ -258,6 +262,7 @@ async def test_a_reset_data_stream_drops_the_pods_connection(
     """RST_STREAM on the data stream closes the pod's connection and ends the error stream."""
     name = f"reset-{anyio_backend}"
     sandbox.create(_pod(name))
+    sandbox.wait_running(name)  # port-forward needs the pod bound to the node
     error, data = _streams("1")
     async with pod_server() as server:
         sandbox.map_port(name, 80, server.port)
@@ -279,6 +284,7 @@ async def test_goaway_and_broken_frames_end_the_tunnel(
     """GOAWAY from the client closes the WebSocket; a broken frame gets GOAWAY(PROTOCOL_ERROR)."""
     name = f"goaway-{anyio_backend}"
     sandbox.create(_pod(name))
+    sandbox.wait_running(name)  # port-forward needs the pod bound to the node
     async with tunnel(sandbox, name) as client:
         with anyio.fail_after(30):
             await client.send(GoAway(0))
