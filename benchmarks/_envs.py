@@ -7,6 +7,8 @@
   aiohttp + msgspec reference runs here).
 - ``before``: a plain install of another git revision (``--before main``), to measure
   "before" and "after" in one run.
+- ``official``: ``pip install kubernetes pytest`` and nothing of this project: the official
+  client's e2e tests run there against ``asyncpod sandbox`` (``benchmarks/official_e2e.py``).
 
 A worker is started from a folder that holds only a link to ``benchmarks/``, so that the
 checkout's ``asyncpod`` never shadows the installed one.
@@ -109,6 +111,15 @@ def prepare(root: Path, *, need: set[str], before: str | None) -> dict[str, Env]
             _install_plain(python, Path(tmp), "trio")
         envs["before"] = Env("before", str(python), shim)
     return envs
+
+
+def official_env(root: Path) -> Env:
+    """The official client and pytest alone (its e2e tests import no asyncpod)."""
+    root.mkdir(parents=True, exist_ok=True)
+    python, fresh = _venv(root / "official")
+    if fresh:
+        _pip(python, "kubernetes", "pytest")
+    return Env("official", str(python), _shim(root))
 
 
 def here() -> dict[str, Env]:
