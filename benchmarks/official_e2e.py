@@ -34,19 +34,18 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager, suppress
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
-from benchmarks._envs import REPO, default_root, official_env
+from benchmarks._envs import default_root, official_env
+from benchmarks._served import echo_listener, sandbox_process
 
 TESTS = (
     "test_pod_apis",
@@ -57,37 +56,6 @@ TESTS = (
 )
 E2E_FILES = ("__init__.py", "base.py", "port_server.py", "test_client.py")
 NGINX_PAGES = (Path("/usr/share/nginx/html"), Path("/var/www/html"))
-
-
-@contextmanager
-def echo_listener() -> Iterator[int]:
-    """A local TCP echo server, as the e2e pod's ``port-server.py``; yields its port."""
-    server = socket.create_server(("127.0.0.1", 0))
-    port = server.getsockname()[1]
-
-    def echo(conn: socket.socket) -> None:
-        with conn:
-            while data := conn.recv(65536):
-                conn.sendall(data)
-
-    def accept() -> None:
-        while True:
-            try:
-                conn, _ = server.accept()
-            except OSError:
-                return  # closed
-            threading.Thread(target=echo, args=(conn,), daemon=True).start()
-
-    thread = threading.Thread(target=accept, daemon=True)
-    thread.start()
-    try:
-        yield port
-    finally:
-        # shutdown() wakes the blocked accept() on Linux; close() alone may not.
-        with suppress(OSError):
-            server.shutdown(socket.SHUT_RDWR)
-        server.close()
-        thread.join(5)
 
 
 def _free_port() -> int:
@@ -142,35 +110,6 @@ def _wait_listening(port: int, process: subprocess.Popen[bytes]) -> bool:
         except OSError:
             time.sleep(0.05)
     return False
-
-
-@contextmanager
-def sandbox(folder: Path, mappings: list[str]) -> Iterator[Path]:
-    """``asyncpod sandbox`` from this checkout, in its own process; yields the kubeconfig."""
-    kubeconfig = folder / "kubeconfig"
-    command = [sys.executable, "-m", "asyncpod", "sandbox", "--kubeconfig", str(kubeconfig)]
-    for mapping in mappings:
-        command += ["--map-port", mapping]
-    process = subprocess.Popen(
-        command, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
-    )
-    assert process.stdout is not None
-    try:
-        for line in process.stdout:
-            if line.startswith("export KUBECONFIG="):
-                break
-        else:
-            msg = f"asyncpod sandbox ended before serving (exit {process.wait()})"
-            raise SystemExit(msg)
-        yield kubeconfig
-    finally:
-        process.send_signal(signal.SIGINT)
-        try:
-            process.wait(30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        process.stdout.close()
 
 
 def install_tests(python: str, source: Path) -> Path:
@@ -260,7 +199,7 @@ def main() -> None:
             mappings.append(f"portforward-http-*:80={port_80}")
         else:
             print("# no nginx here: test_portforward_http will be refused", file=sys.stderr)
-        kubeconfig = stack.enter_context(sandbox(folder, mappings))
+        kubeconfig = stack.enter_context(sandbox_process(folder, mappings))
         home = folder / "home"
         home.mkdir()
         report = folder / "report.xml"
