@@ -100,6 +100,17 @@ def prepare(root: Path, *, need: set[str], before: str | None) -> dict[str, Env]
             stamp.write_text(wanted)
         envs["peers"] = Env("peers", str(python), shim)
     if "before" in need and before is not None:
+        commit = subprocess.run(
+            ["git", "-C", str(REPO), "rev-parse", f"{before}^{{commit}}"],
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout.strip()
+        stamp = root / "before" / "bench-commit"
+        if not stamp.exists() or stamp.read_text() != commit:
+            # A plain install of exactly that revision: what another revision
+            # installed (orjson, say) must not stay behind.
+            shutil.rmtree(root / "before", ignore_errors=True)
         python, _ = _venv(root / "before")
         with tempfile.TemporaryDirectory(prefix="asyncpod-before-") as tmp:
             archive = subprocess.run(
@@ -109,6 +120,7 @@ def prepare(root: Path, *, need: set[str], before: str | None) -> dict[str, Env]
             ).stdout
             subprocess.run(["tar", "-x", "-C", tmp], input=archive, check=True)
             _install_plain(python, Path(tmp), "trio")
+        stamp.write_text(commit)
         envs["before"] = Env("before", str(python), shim)
     return envs
 
