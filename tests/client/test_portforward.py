@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from typing import Any
 
 import anyio
@@ -14,7 +12,7 @@ import pytest
 import asyncpod
 from asyncpod.testing import PodEnvironment, Sandbox
 from tests.helpers.sandbox import eventually
-from tests.servers.listening import serving
+from tests.servers.echo import echo_server
 
 pytestmark = pytest.mark.anyio
 
@@ -34,42 +32,6 @@ def _running(sandbox: Sandbox, name: str = "web") -> None:
     """Create the pod and wait until the fake kubelet runs it: exec needs it bound."""
     sandbox.create(_pod(name))
     sandbox.wait_running(name)
-
-
-class EchoServer:
-    """A TCP server that echoes; counts what it received, and can say goodbye instead."""
-
-    def __init__(self) -> None:
-        self.port = 0
-        self.received = 0
-        self.connections = 0
-        self.open = 0
-        self.goodbye: bytes | None = None
-
-    async def handle(self, client: anyio.abc.SocketStream) -> None:
-        self.connections += 1
-        self.open += 1
-        try:
-            async with client:
-                if self.goodbye is not None:
-                    await client.send(self.goodbye)
-                    return
-                while True:
-                    try:
-                        data = await client.receive()
-                    except (anyio.EndOfStream, anyio.BrokenResourceError):
-                        return
-                    self.received += len(data)
-                    await client.send(data)
-        finally:
-            self.open -= 1
-
-
-@asynccontextmanager
-async def echo_server() -> AsyncIterator[EchoServer]:
-    server = EchoServer()
-    async with serving(server.handle) as server.port:
-        yield server
 
 
 def _configs(sb: Sandbox, pod: PodEnvironment) -> list[asyncpod.Config]:

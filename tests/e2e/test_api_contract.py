@@ -25,7 +25,7 @@ import yaml
 
 import asyncpod
 from asyncpod.testing import PodEnvironment, Sandbox
-from tests.helpers.processes import popen_interruptible
+from tests.helpers.processes import popen_interruptible, reap
 
 pytestmark = pytest.mark.anyio
 
@@ -1162,13 +1162,7 @@ def test_cli_watch_prints_one_line_per_event(sandbox: Sandbox, tmp_path: Path) -
             process.send_signal(signal.SIGABRT)
             pytest.fail(f"no exit within 20 s of SIGINT:\n{process.communicate(timeout=20)[1]}")
     finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
-        # Closed here, not by the garbage collector during a later test.
-        for pipe in (process.stdout, process.stderr):
-            if pipe is not None:
-                pipe.close()
+        reap(process)
     assert "Traceback" not in stderr, stderr
 
 

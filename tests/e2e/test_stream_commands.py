@@ -15,7 +15,7 @@ import pytest
 from asyncpod import AsyncpodError
 from asyncpod._commands.port_forward import parse_ports
 from asyncpod.testing import Sandbox
-from tests.helpers.processes import popen_interruptible
+from tests.helpers.processes import popen_interruptible, reap
 
 
 def _env(sandbox: Sandbox) -> dict[str, str]:
@@ -141,11 +141,5 @@ def test_port_forward_serves_until_interrupted(sandbox: Sandbox, echo_port: int)
         process.send_signal(signal.SIGINT)
         process.wait(timeout=30)
     finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
-        assert process.stdout is not None
-        assert process.stderr is not None
-        process.stdout.close()
-        process.stderr.close()
+        reap(process)
     assert process.returncode in (0, 130)

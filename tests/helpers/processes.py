@@ -20,3 +20,25 @@ def popen_interruptible(command: list[str], **kwargs: Any) -> subprocess.Popen[A
         return subprocess.Popen(command, **kwargs)
     finally:
         signal.signal(signal.SIGINT, previous)
+
+
+def reap(process: subprocess.Popen[Any]) -> None:
+    """Kill the process if it still runs, wait for it, and close its pipes.
+
+    Closed here, not by the garbage collector during a later test.
+    """
+    if process.poll() is None:
+        process.kill()
+        process.wait()
+    for pipe in (process.stdin, process.stdout, process.stderr):
+        if pipe is not None:
+            pipe.close()
+
+
+def stop(process: subprocess.Popen[Any], sig: int = signal.SIGINT, timeout: float = 30) -> int:
+    """Send ``sig``, wait up to ``timeout`` seconds for the exit code, and reap in any case."""
+    process.send_signal(sig)
+    try:
+        return process.wait(timeout=timeout)
+    finally:
+        reap(process)

@@ -45,6 +45,16 @@ def configmap(name: str, data: dict[str, str] | None = None, **labels: str) -> d
 CM = "/api/v1/namespaces/default/configmaps"
 
 
+def pod(name: str, namespace: str = "default") -> dict[str, Any]:
+    """A Pod of one container, as the tests of exec and port-forward create it."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": {"containers": [{"name": "app", "image": "app"}]},
+    }
+
+
 class RawResponse:
     """A response read by ``raw_get``: status, headers, and the body's chunks."""
 

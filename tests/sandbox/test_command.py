@@ -6,7 +6,6 @@ import argparse
 import contextlib
 import os
 import shutil
-import signal
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -20,7 +19,7 @@ import pytest
 
 import asyncpod
 from asyncpod._commands.sandbox import port_mapping
-from tests.helpers.processes import popen_interruptible
+from tests.helpers.processes import popen_interruptible, stop
 
 MANIFESTS = """\
 apiVersion: v1
@@ -66,19 +65,6 @@ def _start(*args: str) -> tuple[subprocess.Popen[str], list[str]]:
     return process, lines
 
 
-def _stop(process: subprocess.Popen[str]) -> int:
-    process.send_signal(signal.SIGINT)
-    try:
-        return process.wait(timeout=30)
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
-        for stream in (process.stdout, process.stderr):
-            if stream is not None:
-                stream.close()
-
-
 @pytest.fixture(scope="module")
 def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     root = tmp_path_factory.mktemp("served")
@@ -98,7 +84,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
         "--rbac",
     )
     yield Served(process, kubeconfig, sa_dir, lines)
-    assert _stop(process) == 0
+    assert stop(process) == 0
 
 
 def test_prints_the_export_lines(served: Served) -> None:
@@ -183,7 +169,7 @@ def test_chosen_ports_and_socket(tmp_path: Path) -> None:
             nodes = client.get("http://localhost/api/v1/nodes").json()
         assert nodes["items"] == []
     finally:
-        assert _stop(process) == 0
+        assert stop(process) == 0
     assert not sock.exists()
 
 
@@ -261,5 +247,5 @@ async def test_map_port_reaches_pods_with_generated_names(tmp_path: Path) -> Non
                     await stream.send(b"mapped")
                     assert await stream.receive() == b"mapped"
         finally:
-            assert _stop(process) == 0
+            assert stop(process) == 0
         tasks.cancel_scope.cancel()

@@ -13,16 +13,16 @@ import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
 
 import anyio
 import anyio.abc
 import pytest
 
 from asyncpod.testing import Sandbox
-from tests.helpers.processes import popen_interruptible
+from tests.helpers.processes import popen_interruptible, stop
 from tests.helpers.sandbox import eventually
-from tests.servers.listening import serving
+from tests.helpers.sandbox import pod as pod_manifest
+from tests.servers.echo import echo_server
 
 KUBECTL = shutil.which("kubectl")
 
@@ -34,15 +34,6 @@ if KUBECTL is None:
 pytestmark = [pytest.mark.kubectl, pytest.mark.anyio]
 
 MIB = 1024 * 1024
-
-
-def _pod(name: str) -> dict[str, Any]:
-    return {
-        "apiVersion": "v1",
-        "kind": "Pod",
-        "metadata": {"name": name, "namespace": "default"},
-        "spec": {"containers": [{"name": "app", "image": "app"}]},
-    }
 
 
 class Forward:
@@ -90,36 +81,6 @@ async def kubectl_port_forward(sb: Sandbox, pod: str, *remote: int) -> AsyncIter
                 await process.wait()
 
 
-class EchoServer:
-    """A TCP server that echoes; counts the bytes and the connections still open."""
-
-    def __init__(self) -> None:
-        self.port = 0
-        self.received = 0
-        self.open = 0
-
-    async def handle(self, client: anyio.abc.SocketStream) -> None:
-        self.open += 1
-        try:
-            async with client:
-                while True:
-                    try:
-                        data = await client.receive()
-                    except (anyio.EndOfStream, anyio.BrokenResourceError):
-                        return
-                    self.received += len(data)
-                    await client.send(data)
-        finally:
-            self.open -= 1
-
-
-@asynccontextmanager
-async def echo_server() -> AsyncIterator[EchoServer]:
-    server = EchoServer()
-    async with serving(server.handle) as server.port:
-        yield server
-
-
 async def _echo_through(port: int, payload: bytes) -> bytes:
     """Sends payload and reads as much back at once; then half-closes and expects the end."""
     async with await anyio.connect_tcp("127.0.0.1", port) as client:
@@ -142,7 +103,7 @@ async def _echo_through(port: int, payload: bytes) -> bytes:
 async def test_kubectl_port_forward_echoes_1_mib(sandbox: Sandbox, anyio_backend: str) -> None:
     """1 MiB goes through kubectl and back intact; kubectl used the tunnel, not a fallback."""
     name = f"pf-{anyio_backend}"
-    sandbox.create(_pod(name))
+    sandbox.create(pod_manifest(name))
     sandbox.wait_running(name)  # port-forward needs the pod bound to the node
     payload = os.urandom(MIB)
     async with echo_server() as server:
@@ -166,7 +127,7 @@ async def test_kubectl_port_forward_eight_connections_at_once(
 ) -> None:
     """Eight connections through one kubectl at once, on two ports, each intact."""
     name = f"pf8-{anyio_backend}"
-    sandbox.create(_pod(name))
+    sandbox.create(pod_manifest(name))
     sandbox.wait_running(name)  # port-forward needs the pod bound to the node
     payloads = [os.urandom(256 * 1024 + i) for i in range(8)]
     results: dict[int, bytes] = {}
@@ -193,7 +154,7 @@ async def test_kubectl_port_forward_to_an_unmapped_port(
 ) -> None:
     """Nothing on the pod's port: the connection ends and kubectl prints the kubelet's error."""
     name = f"pfno-{anyio_backend}"
-    sandbox.create(_pod(name))
+    sandbox.create(pod_manifest(name))
     sandbox.wait_running(name)  # port-forward needs the pod bound to the node
     uid = sandbox.get("pods", name)["metadata"]["uid"]
     async with kubectl_port_forward(sandbox, name, 9999) as forward:
@@ -215,7 +176,7 @@ async def test_kubectl_port_forward_to_an_unmapped_port(
 async def test_stopping_kubectl_closes_the_pods_side(sandbox: Sandbox, anyio_backend: str) -> None:
     """kubectl terminated mid-connection: the sandbox drops the connection to the pod's port."""
     name = f"pfstop-{anyio_backend}"
-    sandbox.create(_pod(name))
+    sandbox.create(pod_manifest(name))
     sandbox.wait_running(name)  # port-forward needs the pod bound to the node
     async with echo_server() as server:
         sandbox.map_port(name, 80, server.port)
@@ -297,19 +258,9 @@ def test_kubectl_port_forward_through_the_sandbox_command(tmp_path: Path) -> Non
                 received += data
         assert received == payload
     finally:
-        for process, stop in ((forward, signal.SIGTERM), (sandbox, signal.SIGINT)):
-            if process is None:
-                continue
-            process.send_signal(stop)
-            try:
-                process.wait(timeout=30)
-            finally:
-                if process.poll() is None:
-                    process.kill()
-                    process.wait()
-                for pipe in (process.stdout, process.stderr):
-                    if pipe is not None:
-                        pipe.close()
+        for process, sig in ((forward, signal.SIGTERM), (sandbox, signal.SIGINT)):
+            if process is not None:
+                stop(process, sig)
         listener.close()
         thread.join(timeout=10)
     assert sandbox.returncode == 0

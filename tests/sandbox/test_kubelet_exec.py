@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from typing import Any
 
 import anyio
 import pytest
@@ -11,6 +10,7 @@ import pytest
 import asyncpod
 from asyncpod.testing import Sandbox
 from tests.helpers.raw_websocket import raw_websocket
+from tests.helpers.sandbox import pod as pod_manifest
 
 pytestmark = pytest.mark.anyio
 
@@ -28,15 +28,6 @@ NO_HOST = {
 }
 
 
-def _pod(name: str) -> dict[str, Any]:
-    return {
-        "apiVersion": "v1",
-        "kind": "Pod",
-        "metadata": {"name": name, "namespace": "default"},
-        "spec": {"containers": [{"name": "app", "image": "app"}]},
-    }
-
-
 def _exec_path(name: str, *command: str) -> str:
     args = "&".join(f"command={c}" for c in command)
     return f"/api/v1/namespaces/default/pods/{name}/exec?{args}&stdin=true&stdout=true&stderr=true"
@@ -45,7 +36,7 @@ def _exec_path(name: str, *command: str) -> str:
 @pytest.mark.parametrize("protocol", [V5, V4])
 async def test_stdin_in_text_frames_reaches_the_process(sandbox: Sandbox, protocol: str) -> None:
     """A text frame on channel 0 is stdin, as the official Python client sends a str."""
-    sandbox.create(_pod("text"))
+    sandbox.create(pod_manifest("text"))
     sandbox.wait_running("text")
     async with raw_websocket(sandbox.proxy_url, _exec_path("text", "cat"), protocol) as (
         status,
@@ -79,7 +70,7 @@ async def test_a_pod_without_a_node_is_refused_as_the_api_server_does(
 ) -> None:
     """No spec.nodeName (no kubelet): 400 "does not have a host assigned" before any upgrade."""
     sandbox.kubelet = False
-    sandbox.create(_pod("demo"))
+    sandbox.create(pod_manifest("demo"))
     query = "ports=80" if subresource == "portforward" else "command=true&stdout=true"
     path = f"/api/v1/namespaces/default/pods/demo/{subresource}?{query}"
     offered = V4 if subresource == "portforward" else f"{V5},{V4}"
@@ -92,7 +83,7 @@ async def test_a_pod_without_a_node_is_refused_as_the_api_server_does(
 async def test_exec_works_once_the_kubelet_bound_the_pod(sandbox: Sandbox) -> None:
     """Refused while the pod is unbound; the same exec runs after the fake kubelet binds it."""
     sandbox.kubelet = False
-    sandbox.create(_pod("later"))
+    sandbox.create(pod_manifest("later"))
     async with asyncpod.Client(asyncpod.Config.proxy(sandbox.proxy_url)) as k8s:
         with pytest.raises(asyncpod.BadRequestError) as refused:
             await k8s.exec("later", ["echo", "hi"])

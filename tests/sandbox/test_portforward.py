@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
 
 import anyio
 import anyio.abc
@@ -12,23 +11,15 @@ import pytest
 
 from asyncpod.testing import Sandbox
 from tests.helpers.raw_websocket import RawWebSocket, raw_websocket
+from tests.helpers.sandbox import pod as pod_manifest
 
 pytestmark = pytest.mark.anyio
 
 V4 = "v4.channel.k8s.io"
 
 
-def _pod(name: str) -> dict[str, Any]:
-    return {
-        "apiVersion": "v1",
-        "kind": "Pod",
-        "metadata": {"name": name, "namespace": "default"},
-        "spec": {"containers": [{"name": "app", "image": "app"}]},
-    }
-
-
 def _running(sandbox: Sandbox, name: str) -> None:
-    sandbox.create(_pod(name))
+    sandbox.create(pod_manifest(name))
     sandbox.wait_running(name)
 
 

@@ -36,18 +36,10 @@ from asyncpod.testing._spdy import (
 )
 from asyncpod.testing._spdytunnel import TUNNEL_PROTOCOL
 from tests.helpers.sandbox import eventually
+from tests.helpers.sandbox import pod as pod_manifest
 from tests.servers.listening import serving
 
 pytestmark = pytest.mark.anyio
-
-
-def _pod(name: str) -> dict[str, Any]:
-    return {
-        "apiVersion": "v1",
-        "kind": "Pod",
-        "metadata": {"name": name, "namespace": "default"},
-        "spec": {"containers": [{"name": "app", "image": "app"}]},
-    }
 
 
 class Tunnel:
@@ -170,7 +162,7 @@ async def test_half_close_reaches_the_pod_and_both_streams_end(
 ) -> None:
     """The client's FIN half-closes the pod's connection; the pod's end closes both streams."""
     name = f"half-{anyio_backend}"
-    sandbox.create(_pod(name))
+    sandbox.create(pod_manifest(name))
     sandbox.wait_running(name)  # port-forward needs the pod bound to the node
     error, data = _streams("0")
     async with pod_server() as server:
@@ -196,7 +188,7 @@ async def test_streams_without_request_ids_pair_by_stream_id(
 ) -> None:
     """Old clients send no requestid: error stream N and data stream N+2 make a pair."""
     name = f"legacy-{anyio_backend}"
-    sandbox.create(_pod(name))
+    sandbox.create(pod_manifest(name))
     sandbox.wait_running(name)  # port-forward needs the pod bound to the node
     error, data = _streams(None)
     async with pod_server() as server:
@@ -216,7 +208,7 @@ async def test_streams_without_request_ids_pair_by_stream_id(
 async def test_bad_streams_are_reset(sandbox: Sandbox, anyio_backend: str) -> None:
     """No port, a bad port or stream type: CANCEL; a stream id going back: PROTOCOL_ERROR."""
     name = f"bad-{anyio_backend}"
-    sandbox.create(_pod(name))
+    sandbox.create(pod_manifest(name))
     sandbox.wait_running(name)  # port-forward needs the pod bound to the node
     async with tunnel(sandbox, name) as client:
         with anyio.fail_after(30):
@@ -240,7 +232,7 @@ async def test_an_unmapped_port_is_reported_on_the_error_stream(
 ) -> None:
     """The kubelet's words on the error stream, then FIN on both streams."""
     name = f"refused-{anyio_backend}"
-    sandbox.create(_pod(name))
+    sandbox.create(pod_manifest(name))
     sandbox.wait_running(name)  # port-forward needs the pod bound to the node
     uid = sandbox.get("pods", name)["metadata"]["uid"]
     error, data = _streams("7", port=6379)
@@ -261,7 +253,7 @@ async def test_a_reset_data_stream_drops_the_pods_connection(
 ) -> None:
     """RST_STREAM on the data stream closes the pod's connection and ends the error stream."""
     name = f"reset-{anyio_backend}"
-    sandbox.create(_pod(name))
+    sandbox.create(pod_manifest(name))
     sandbox.wait_running(name)  # port-forward needs the pod bound to the node
     error, data = _streams("1")
     async with pod_server() as server:
@@ -283,7 +275,7 @@ async def test_goaway_and_broken_frames_end_the_tunnel(
 ) -> None:
     """GOAWAY from the client closes the WebSocket; a broken frame gets GOAWAY(PROTOCOL_ERROR)."""
     name = f"goaway-{anyio_backend}"
-    sandbox.create(_pod(name))
+    sandbox.create(pod_manifest(name))
     sandbox.wait_running(name)  # port-forward needs the pod bound to the node
     async with tunnel(sandbox, name) as client:
         with anyio.fail_after(30):
