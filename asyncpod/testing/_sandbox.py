@@ -35,7 +35,7 @@ from asyncpod.testing._pki import shared_pki
 from asyncpod.testing._podenv import PodEnvironment
 from asyncpod.testing._resources import ResourceType
 from asyncpod.testing._server import Handler
-from asyncpod.testing._sockets import abort_transports
+from asyncpod.testing._sockets import abort_transports, close_loop
 from asyncpod.testing._status import StatusError
 from asyncpod.testing._store import Store
 
@@ -239,13 +239,13 @@ class Sandbox:
         except BaseException as exc:
             if not ready.done():
                 ready.set_exception(exc)
-            loop.close()
+            close_loop(loop)
             return
         ready.set_result(None)
         try:
             loop.run_forever()
         finally:
-            loop.close()
+            close_loop(loop)
 
     async def _serve(self) -> None:
         context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)

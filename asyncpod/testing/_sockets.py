@@ -24,3 +24,37 @@ async def abort_transports(loop: asyncio.AbstractEventLoop) -> None:
     # abort() closes the socket in a callback: let those run.
     for _ in range(3):
         await asyncio.sleep(0)
+
+
+def close_loop(loop: asyncio.AbstractEventLoop) -> None:
+    """Close a server's stopped loop without leaving a socket to the garbage collector.
+
+    ``loop.stop()`` ends the loop after the callbacks already queued: a
+    connection accepted while the server shut down, a handler task still
+    running, or the close of a transport aborted in that last round would keep
+    its socket, and ``loop.close()`` drops them as they are. Here the tasks
+    are cancelled and the transports aborted, and the loop runs until their
+    callbacks are done, before it is closed. A loop still running (its thread
+    did not stop in time) is left alone.
+    """
+    if loop.is_closed() or loop.is_running():
+        return
+    try:
+        tasks = asyncio.all_tasks(loop)
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            loop.run_until_complete(asyncio.wait(tasks, timeout=5))
+        loop.run_until_complete(abort_transports(loop))
+        loop.run_until_complete(loop.shutdown_asyncgens())
+    finally:
+        loop.close()
+
+
+def run_until_stopped(loop: asyncio.AbstractEventLoop) -> None:
+    """A server thread's target: run ``loop`` until it is stopped, then close it cleanly."""
+    asyncio.set_event_loop(loop)
+    try:
+        loop.run_forever()
+    finally:
+        close_loop(loop)

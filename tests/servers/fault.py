@@ -23,7 +23,7 @@ import anyio
 import trustme
 from attrs import define, field
 
-from asyncpod.testing._sockets import abort_transports
+from asyncpod.testing._sockets import abort_transports, run_until_stopped
 
 # The bearer token clients send to the TLS listener; tests check it never leaks.
 TOKEN = "eyJhbGciOiJSUzI1NiJ9.c2VjcmV0LXRva2VuLXZhbHVl.c2lnbmF0dXJl"
@@ -246,7 +246,9 @@ class FaultServer:
     def _ensure_loop(self) -> asyncio.AbstractEventLoop:
         if self._loop is None:
             loop = asyncio.new_event_loop()
-            thread = threading.Thread(target=loop.run_forever, name="fault-server", daemon=True)
+            thread = threading.Thread(
+                target=run_until_stopped, args=(loop,), name="fault-server", daemon=True
+            )
             thread.start()
             self._loop, self._thread = loop, thread
         return self._loop
@@ -276,7 +278,6 @@ class FaultServer:
             self._loop.call_soon_threadsafe(self._loop.stop)
             assert self._thread is not None
             self._thread.join(5)
-            self._loop.close()
             self._loop = None
 
     def reserve_port(self) -> None:

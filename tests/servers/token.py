@@ -19,7 +19,7 @@ from contextlib import contextmanager
 import trustme
 from aiohttp import web
 
-from asyncpod.testing._sockets import abort_transports
+from asyncpod.testing._sockets import abort_transports, run_until_stopped
 
 UNAUTHORIZED = {
     "kind": "Status",
@@ -112,7 +112,7 @@ class TokenServer:
     @contextmanager
     def running(self) -> Iterator[TokenServer]:
         """Serve in a background thread for the duration of the block."""
-        thread = threading.Thread(target=self._loop.run_forever, daemon=True)
+        thread = threading.Thread(target=run_until_stopped, args=(self._loop,), daemon=True)
         thread.start()
         asyncio.run_coroutine_threadsafe(self._start(), self._loop).result(10)
         try:
@@ -121,4 +121,3 @@ class TokenServer:
             asyncio.run_coroutine_threadsafe(self._stop(), self._loop).result(10)
             self._loop.call_soon_threadsafe(self._loop.stop)
             thread.join(10)
-            self._loop.close()

@@ -25,7 +25,7 @@ from urllib.parse import parse_qs, urlsplit
 import h11
 import trustme
 
-from asyncpod.testing._sockets import abort_transports
+from asyncpod.testing._sockets import abort_transports, run_until_stopped
 
 # A block of varied bytes: a large body built from it shows reordered or lost
 # chunks, which a body of one repeated byte would not.
@@ -77,7 +77,7 @@ class TransportTestServer:
         self.folder = folder
         self.ca = ca
         self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
+        self._thread = threading.Thread(target=run_until_stopped, args=(self._loop,), daemon=True)
         self._servers: list[asyncio.base_events.Server] = []
         self._ids = itertools.count(1)
         self._handlers: set[asyncio.Task[None]] = set()
@@ -103,7 +103,6 @@ class TransportTestServer:
         self._call(self._stop())
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(5)
-        self._loop.close()
 
     def _call(self, coro: Any) -> Any:
         future: Future[Any] = asyncio.run_coroutine_threadsafe(coro, self._loop)
