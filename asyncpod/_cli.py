@@ -7,6 +7,7 @@ import importlib
 import sys
 from collections.abc import Sequence
 
+from asyncpod import __version__
 from asyncpod._commands._output import runtime_line
 from asyncpod._errors import AsyncpodError, ConfigError
 
@@ -27,8 +28,6 @@ COMMANDS = {
 
 def version_text() -> str:
     """What ``asyncpod --version`` prints."""
-    from asyncpod import __version__
-
     return f"asyncpod {__version__} ({runtime_line()})"
 
 
