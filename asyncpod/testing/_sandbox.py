@@ -16,6 +16,7 @@ import tempfile
 import threading
 import time
 import uuid
+import weakref
 from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
@@ -114,6 +115,14 @@ class Sandbox:
         self._owns_directory = directory is None
         self.directory = Path(directory or tempfile.mkdtemp(prefix="asyncpod-sandbox-"))
         self.directory.mkdir(parents=True, exist_ok=True)
+        # The folder holds the server's private key: a sandbox that is never
+        # closed removes its own folder when collected or at exit, as
+        # tempfile.TemporaryDirectory does.
+        self._remove_directory = (
+            weakref.finalize(self, shutil.rmtree, self.directory, ignore_errors=True)
+            if self._owns_directory
+            else None
+        )
         self._authenticator = Authenticator(self._pki)
         self.faults = Faults()
         self.requests = RequestLog()
@@ -301,8 +310,8 @@ class Sandbox:
         # aiohttp leaves the socket file; one outside our folder would outlive us.
         with contextlib.suppress(FileNotFoundError):
             os.unlink(self.unix_socket)
-        if self._owns_directory:
-            shutil.rmtree(self.directory, ignore_errors=True)
+        if self._remove_directory is not None:
+            self._remove_directory()
 
     def _write_kubeconfig(self) -> None:
         config = {

@@ -104,10 +104,10 @@ async def test_request_log_counts_by_method_and_path(sandbox: Sandbox) -> None:
     assert sandbox.requests[0].user == "kubernetes-admin"
 
 
-def test_unknown_fault_kind_is_refused() -> None:
+def test_unknown_fault_kind_is_refused(sandbox: Sandbox) -> None:
     """A misspelt kind is a ValueError naming the kinds."""
     with pytest.raises(ValueError, match="throttle"):
-        Sandbox().faults.add("explode")  # type: ignore[arg-type]
+        sandbox.faults.add("explode")  # type: ignore[arg-type]
 
 
 async def test_injected_401_is_the_real_unauthorized(sandbox: Sandbox) -> None:

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import gc
 import os
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -16,7 +19,8 @@ from tests.helpers.sandbox import CM, configmap, https_client, proxy_client, uni
 
 pytestmark = pytest.mark.anyio
 
-REFERENCE = Path("/work/shared/reference/kube-apiserver-1.36")
+# Answers recorded from a kube-apiserver 1.36.
+REFERENCE = Path(__file__).parent.parent / "data"
 
 
 def test_start_under_one_second() -> None:
@@ -44,6 +48,32 @@ def test_restart_keeps_ports_and_objects() -> None:
         assert (sb.port, sb.proxy_port) == (port, proxy_port)
         response = httpx.get(f"{sb.proxy_url}{CM}/kept")
         assert response.status_code == 200
+
+
+def test_close_removes_the_folder_it_made(tmp_path: Path) -> None:
+    """close() removes the sandbox's own folder (its server key with it), not a given one."""
+    with Sandbox() as made, Sandbox(directory=tmp_path / "given") as given:
+        assert (made.directory / "server.key").exists()
+    assert not made.directory.exists()
+    assert (given.directory / "server.key").exists()
+
+
+def test_a_sandbox_never_closed_leaves_no_folder() -> None:
+    """A script that starts a sandbox and exits without close() leaves no key behind."""
+    script = "from asyncpod.testing import Sandbox; print(Sandbox().start().directory, flush=True)"
+    started = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=True
+    )
+    folder = Path(started.stdout.strip())
+    assert folder.name.startswith("asyncpod-sandbox-")
+    assert not folder.exists()
+
+
+def test_a_sandbox_dropped_unclosed_removes_its_folder() -> None:
+    """A sandbox made and dropped (never started or closed) takes its folder with it."""
+    folder = Sandbox().directory
+    gc.collect()
+    assert not folder.exists()
 
 
 async def test_three_listeners_serve_the_same_store(sandbox: Sandbox) -> None:
