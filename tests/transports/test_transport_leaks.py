@@ -86,6 +86,24 @@ def garbage(seen: Seen) -> Reply:
     return Reply([b"SSH-2.0-OpenSSH_9.6\r\n\r\n"], "hold")
 
 
+def bad_head(seen: Seen) -> Reply:
+    """Answer with a head that is not valid HTTP, and keep the connection open."""
+    return Reply([b"HTTP/1.1 200 OK\r\nContent-Length: x\r\n\r\n"], "hold")
+
+
+def sockets_connected_to(port: int) -> int:
+    """How many sockets of this process are connected to ``port`` on the loopback."""
+    mine = set()
+    for fd in os.listdir("/proc/self/fd"):
+        with contextlib.suppress(OSError):
+            target = os.readlink(f"/proc/self/fd/{fd}")
+            if target.startswith("socket:["):
+                mine.add(target[len("socket:[") : -1])
+    with open("/proc/net/tcp") as table:
+        rows = [line.split() for line in table.readlines()[1:]]
+    return sum(1 for row in rows if int(row[2].split(":")[1], 16) == port and row[9] in mine)
+
+
 def half_body(seen: Seen) -> Reply:
     """Announce 1,000 bytes, send 10, and wait."""
     return Reply([answer(b"x" * 1000)[:-990]], "hold")
@@ -168,6 +186,27 @@ async def test_protocol_error_closes_the_connection(engine: str, ca: trustme.CA)
                 [],
             )
     assert await settled(before)
+
+
+async def test_protocol_error_over_tls_is_closed_by_aclose(engine: str, ca: trustme.CA) -> None:
+    """An invalid head over TLS from a server that keeps the connection: aclose() closes it.
+
+    The engine's TLS shutdown would wait for the server's close_notify; the
+    server never sends one, so aclose() has to end the connection itself
+    rather than leave the socket to the loop's end and the garbage collector.
+    """
+    with raw_server(bad_head, server_context(ca)) as server:
+        port = int(server.url.rsplit(":", 1)[1])
+        transport = create_transport(
+            HTTPSEndpoint(server.url, StaticTLS(client_context(ca))),
+            engine=engine,  # type: ignore[arg-type]
+        )
+        try:
+            await expect(asyncpod.ProtocolError, transport)
+        finally:
+            await transport.aclose()
+        assert sockets_connected_to(port) == 0
+        assert server.connections == 1
 
 
 async def test_refused_certificate_closes_the_connection(engine: str, ca: trustme.CA) -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import ssl
 import sys
-import weakref
 from collections.abc import Mapping
 from typing import Any
 
@@ -39,24 +38,67 @@ _ERRORS = (aiohttp.ClientError, asyncio.TimeoutError, OSError, ValueError)
 _CLEANUP_CLOSED = sys.version_info < (3, 12, 8) or (3, 13, 0) <= sys.version_info < (3, 13, 1)
 
 
-def _track_connections(connector: aiohttp.BaseConnector) -> weakref.WeakSet[asyncio.BaseProtocol]:
-    """Remember every connection the connector opens, so that closing can abort them all.
+def _socket_transport(transport: asyncio.BaseTransport) -> asyncio.Transport | None:
+    """The transport that owns the socket: under TLS, the one below the TLS layer."""
+    below = getattr(getattr(transport, "_ssl_protocol", None), "_transport", None)
+    for candidate in (below, transport):
+        if isinstance(candidate, asyncio.Transport):
+            return candidate
+    return None
+
+
+class _OpenConnections:
+    """Every connection the connector opened whose socket is not closed yet.
 
     A connection that aiohttp's protocol closes by itself (an answer that
     cannot be parsed) never returns to the connector, so neither the pool nor
-    ``enable_cleanup_closed`` knows it; over TLS its shutdown can outlive the
-    session. The protocol factory is the one place every connection passes.
+    ``enable_cleanup_closed`` knows it, and the protocol forgets its transport
+    once closed. Over TLS its close starts a shutdown that waits for the
+    peer's close_notify (30 s by default): a server that holds the connection
+    open keeps that socket past the session, and the loop ends with it open.
+    The protocol factory is the one place every connection passes; each
+    socket's transport is held from ``connection_made`` to ``connection_lost``.
+
+    Closing is done on the socket's transport, under TLS: aiohttp closes a
+    failed connection twice (the protocol, then the connector), and asyncio's
+    TLS transport drops its link to the connection on a second ``close()``
+    (CPython 3.11 to 3.13), after which its ``abort()`` does nothing.
     """
-    protocols: weakref.WeakSet[asyncio.BaseProtocol] = weakref.WeakSet()
-    factory = connector._factory
 
-    def tracked_factory() -> Any:
-        protocol = factory()
-        protocols.add(protocol)
-        return protocol
+    def __init__(self, connector: aiohttp.BaseConnector) -> None:
+        self._open: dict[asyncio.BaseProtocol, asyncio.Transport] = {}
+        factory = connector._factory
 
-    connector._factory = tracked_factory  # type: ignore[assignment]
-    return protocols
+        def tracked_factory() -> Any:
+            protocol = factory()
+            made, lost = protocol.connection_made, protocol.connection_lost
+
+            def connection_made(transport: asyncio.BaseTransport) -> None:
+                if (owner := _socket_transport(transport)) is not None:
+                    self._open[protocol] = owner
+                made(transport)
+
+            def connection_lost(exc: BaseException | None) -> None:
+                self._open.pop(protocol, None)
+                lost(exc)
+
+            protocol.connection_made = connection_made  # type: ignore[method-assign]
+            protocol.connection_lost = connection_lost  # type: ignore[method-assign]
+            return protocol
+
+        connector._factory = tracked_factory  # type: ignore[assignment]
+
+    async def abort_all(self) -> None:
+        """Abort every open connection and return once their sockets are closed."""
+        for transport in list(self._open.values()):
+            transport.abort()
+        # abort() closes the socket in a callback, and over TLS the protocol
+        # hears of it one callback later: a few loop turns, never a wait on
+        # the peer.
+        for _ in range(10):
+            if not self._open:
+                return
+            await asyncio.sleep(0)
 
 
 def _describe(request: Request) -> str:
@@ -210,7 +252,7 @@ class AiohttpTransport:
                 limit=max_connections, enable_cleanup_closed=_CLEANUP_CLOSED
             )
             self._base = endpoint.url
-        self._protocols = _track_connections(connector)
+        self._connections = _OpenConnections(connector)
         self._tls = endpoint.tls if isinstance(endpoint, HTTPSEndpoint) else None
         self._server_name = endpoint.server_name if isinstance(endpoint, HTTPSEndpoint) else None
         self._connect_timeout = connect_timeout
@@ -346,10 +388,7 @@ class AiohttpTransport:
         if upgrades is not None:
             await upgrades.aclose()
         await self._session.close()
-        for protocol in list(self._protocols):
-            transport = getattr(protocol, "transport", None)
-            if transport is not None:
-                transport.abort()
+        await self._connections.abort_all()
 
 
 async def _read_limited(response: aiohttp.ClientResponse, limit: int, what: str) -> bytes:
