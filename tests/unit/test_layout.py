@@ -9,6 +9,7 @@ means a type that does not fit was passed anyway.
 from __future__ import annotations
 
 import ast
+from collections.abc import Callable
 from pathlib import Path
 
 import asyncpod_transports
@@ -34,16 +35,28 @@ def _imported(node: ast.AST) -> list[str]:
     return []
 
 
+def _imports_inside(path: Path, block: Callable[[ast.AST], bool]) -> list[tuple[int, ast.AST]]:
+    """Every import statement of ``path`` nested in a node that ``block`` picks, with its line."""
+    tree = ast.parse(path.read_text(), filename=str(path))
+    return [
+        (inner.lineno, inner)
+        for node in ast.walk(tree)
+        if block(node)
+        for inner in ast.walk(node)
+        if isinstance(inner, ast.Import | ast.ImportFrom)
+    ]
+
+
 @pytest.mark.parametrize("path", CORE_MODULES, ids=_ids(CORE_MODULES))
 def test_core_imports_its_own_modules_at_the_top(path: Path) -> None:
     """No ``import asyncpod...`` inside a function of the core (third-party ones may be lazy)."""
-    tree = ast.parse(path.read_text(), filename=str(path))
+    in_function = _imports_inside(
+        path, lambda node: isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef)
+    )
     lazy = [
-        f"{path.name}:{inner.lineno} imports {name}"
-        for node in ast.walk(tree)
-        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef)
-        for inner in ast.walk(node)
-        for name in _imported(inner)
+        f"{path.name}:{line} imports {name}"
+        for line, statement in in_function
+        for name in _imported(statement)
         if name == "asyncpod" or name.startswith("asyncpod.")
     ]
     assert lazy == []
@@ -52,16 +65,20 @@ def test_core_imports_its_own_modules_at_the_top(path: Path) -> None:
 @pytest.mark.parametrize("path", BELOW_CLIENT, ids=_ids(BELOW_CLIENT))
 def test_no_type_checking_import_of_the_client(path: Path) -> None:
     """Streams, lists and informers take a Session, not the Client above them."""
-    tree = ast.parse(path.read_text(), filename=str(path))
-    guarded = [
-        f"{path.name}:{inner.lineno}"
-        for node in ast.walk(tree)
-        if isinstance(node, ast.If) and ast.unparse(node.test).endswith("TYPE_CHECKING")
-        for inner in ast.walk(node)
-        if isinstance(inner, ast.ImportFrom)
-        and (inner.module == "asyncpod._client" or any(a.name == "Client" for a in inner.names))
+    guarded = _imports_inside(
+        path,
+        lambda node: isinstance(node, ast.If) and ast.unparse(node.test).endswith("TYPE_CHECKING"),
+    )
+    of_client = [
+        f"{path.name}:{line}"
+        for line, statement in guarded
+        if isinstance(statement, ast.ImportFrom)
+        and (
+            statement.module == "asyncpod._client"
+            or any(alias.name == "Client" for alias in statement.names)
+        )
     ]
-    assert guarded == []
+    assert of_client == []
 
 
 @pytest.mark.parametrize(
